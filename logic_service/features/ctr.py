@@ -150,9 +150,7 @@ def build_transformer() -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = Pipeline(
-        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-    )
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     categorical = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype="float32")
     return ColumnTransformer(
         [

@@ -1,0 +1,69 @@
+"""The version manifest ``assets.extra/tierkit.json`` (see docs/manifest.md).
+
+Written last, inside the temporary version directory, so it describes exactly
+the files that get published; the logic tier refuses a version whose files or
+feature artifact do not match it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from export import TOOL_NAME, __version__
+from export.features import file_sha256
+
+MANIFEST_FORMAT = "tierkit.manifest/1"
+MANIFEST_FILE = "tierkit.json"
+EXTRA_DIR = "assets.extra"
+
+
+def saved_model_files(version_dir: Path) -> dict[str, str]:
+    """sha256 of every SavedModel file, ``assets.extra/`` excluded (it is ours)."""
+    hashes: dict[str, str] = {}
+    for root, dirs, files in os.walk(version_dir):
+        relative_root = Path(root).relative_to(version_dir)
+        if relative_root == Path("."):
+            dirs[:] = [d for d in dirs if d != EXTRA_DIR]
+        dirs.sort()
+        for name in sorted(files):
+            hashes[(relative_root / name).as_posix()] = file_sha256(Path(root) / name)
+    return hashes
+
+
+def build_manifest(
+    *,
+    name: str,
+    version: int,
+    source: dict[str, Any],
+    signatures: dict[str, Any],
+    input_schema: dict[str, Any] | None,
+    features: dict[str, Any] | None,
+    files: dict[str, str],
+    parity: dict[str, Any],
+    warmup_records: int,
+) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": name,
+        "version": version,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tool": {"name": TOOL_NAME, "version": __version__},
+        "source": source,
+        "signatures": signatures,
+        "input_schema": input_schema,
+        "features": features,
+        "files": files,
+        "parity": parity,
+        "warmup": {"records": warmup_records},
+    }
+
+
+def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> Path:
+    path = version_dir / EXTRA_DIR / MANIFEST_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    return path

@@ -1,0 +1,56 @@
+"""Typed settings of one export, built once from the command line.
+
+The subcommands differ only in where the model comes from; everything after
+that (repository, version, features, samples, parity tolerance) is this one
+object, so the pipeline has a single, explicit input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.errors import ExportError
+
+# A model name becomes a directory under the repository and a TF Serving model
+# name in URLs: keep it to one safe path segment.
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+DEFAULT_REPOSITORY = Path("serving_models")
+DEFAULT_ATOL = 1e-5
+DEFAULT_SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Where and how to publish one model version."""
+
+    name: str
+    repo: Path = DEFAULT_REPOSITORY
+    version: int | None = None
+    force: bool = False
+    features: Path | None = None
+    feature_function: str | None = None
+    input_schema: Path | None = None
+    signature_input: str | None = None
+    sample: Path | None = None
+    atol: float = DEFAULT_ATOL
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        check_model_name(self.name)
+        if self.version is not None and self.version < 0:
+            raise ExportError(f"--version must be a non-negative integer, got {self.version}")
+        if not self.atol >= 0:  # also rejects NaN
+            raise ExportError(f"--atol must be a non-negative number, got {self.atol}")
+
+
+def check_model_name(name: str) -> str:
+    """Refuse names that cannot be one directory and one URL segment."""
+    if not _MODEL_NAME.match(name):
+        raise ExportError(
+            f"--name {name!r} is not a valid model name: use letters, digits, '_', '-' "
+            "and '.', starting with a letter or digit (at most 128 characters)"
+        )
+    return name

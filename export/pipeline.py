@@ -1,0 +1,137 @@
+"""One export, whatever the source: convert, check, annotate, publish.
+
+The order matters: everything cheap that can refuse the export (feature file,
+sample file, existing version, unwritable repository) runs before the model
+is loaded; everything after the conversion happens inside the temporary
+version directory, which is renamed into place only when parity, warmup and
+manifest are done. A failure anywhere leaves the repository as it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from export.errors import ExportError
+from export.features import copy_artifact, resolve_features, signature_input
+from export.manifest import EXTRA_DIR, build_manifest, saved_model_files, write_manifest
+from export.options import DEFAULT_SIGNATURE, ExportOptions
+from export.parity import compare_outputs
+from export.progress import Progress
+from export.repository import VersionSlot
+from export.samples import batch_size, generate_arrays, read_sample_file, sample_arrays
+from export.signatures import SignatureInfo, serving_signatures
+from export.source import ModelSource
+from export.warmup import WARMUP_FILE, write_warmup
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _pick_signature(signatures: dict[str, SignatureInfo], requested: str | None) -> str:
+    if requested is not None:
+        if requested not in signatures:
+            raise ExportError(
+                f"--sample asks for signature {requested!r}; the SavedModel has "
+                f"{', '.join(signatures) or 'none'}"
+            )
+        return requested
+    if DEFAULT_SIGNATURE in signatures:
+        return DEFAULT_SIGNATURE
+    if not signatures:
+        raise ExportError("the SavedModel has no signatures to serve")
+    return next(iter(signatures))
+
+
+def run_export(source: ModelSource, options: ExportOptions, progress: Progress) -> Path:
+    """Publish ``source`` as ``<repo>/<name>/<version>`` and return that directory."""
+    artifact = resolve_features(
+        options.features, options.feature_function, options.input_schema, options.name
+    )
+    request = read_sample_file(options.sample) if options.sample is not None else None
+    version = options.version if options.version is not None else source.default_version()
+    slot = VersionSlot(options.repo, options.name, version, options.force)
+    slot.check()
+
+    progress.step(f"loading {source.path} ({source.kind})")
+    source.load()
+    try:
+        with slot:
+            progress.step(f"converting to a SavedModel in {slot.tmp_dir}")
+            source.write_saved_model(slot.tmp_dir)
+            signatures = serving_signatures(slot.tmp_dir)
+            signature_name = _pick_signature(signatures, request and request.signature_name)
+            signature = signatures[signature_name]
+            features_input = (
+                signature_input(artifact, signature, options.signature_input)
+                if artifact is not None
+                else None
+            )
+            samples = (
+                sample_arrays(request, signature)
+                if request is not None
+                else generate_arrays(signature)
+            )
+            rows = batch_size(samples)
+            origin = f"from {request.path}" if request is not None else "generated"
+            progress.step(
+                f"parity check on {signature_name!r}: {rows} sample(s) ({origin}) through the "
+                "original and through the exported SavedModel (session loader)"
+            )
+            parity = compare_outputs(
+                _run_original(source, signature_name, samples),
+                _run_exported(slot.tmp_dir, signature_name, samples),
+                rows,
+                options.atol,
+            )
+            progress.step(f"parity ok: max abs diff {parity.max_abs_diff:.3g} <= {options.atol:g}")
+
+            extra = slot.tmp_dir / EXTRA_DIR
+            progress.step(f"writing warmup requests to {EXTRA_DIR}/{WARMUP_FILE}")
+            records = write_warmup(extra / WARMUP_FILE, options.name, signature_name, samples)
+            features_entry: dict[str, Any] | None = None
+            if artifact is not None:
+                features_entry = copy_artifact(artifact, extra)
+                features_entry["signature_input"] = features_input
+            manifest = build_manifest(
+                name=options.name,
+                version=version,
+                source=source.description(),
+                signatures=signatures,
+                input_schema=artifact.input_schema if artifact is not None else None,
+                features=features_entry,
+                files=saved_model_files(slot.tmp_dir),
+                parity=parity.as_manifest(),
+                warmup_records=records,
+            )
+            write_manifest(slot.tmp_dir, manifest)
+            progress.step(f"publishing {slot.final_dir}")
+            return slot.publish()
+    finally:
+        source.close()
+
+
+def _run_original(source: ModelSource, signature_name: str, samples: dict[str, Any]) -> Any:
+    try:
+        return source.run_original(signature_name, samples)
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(
+            f"the samples do not run through the original model: {_first_line(exc)}"
+        ) from exc
+
+
+def _run_exported(directory: Path, signature_name: str, samples: dict[str, Any]) -> Any:
+    from export.session_loader import SessionModel
+
+    try:
+        with SessionModel(directory) as exported:
+            return exported.run(signature_name, samples)
+    except Exception as exc:
+        raise ExportError(
+            "the exported SavedModel fails under the session loader TF Serving uses: "
+            f"{_first_line(exc)}"
+        ) from exc
