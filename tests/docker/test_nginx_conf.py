@@ -1,0 +1,117 @@
+"""Static checks of deploy/nginx/nginx.conf, parsed with crossplane (nginx's own grammar).
+
+What matters for the stack: the upstream resolves every logic replica through
+Docker's DNS and keeps resolving, the server listens where compose publishes,
+requests carry an X-Request-ID, and nginx's own errors keep the logic tier's
+JSON error shape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from docker_stack_files import directives, nginx_tree, one, service, with_defaults
+
+
+def _http() -> list[dict]:
+    return one(nginx_tree(), "http")["block"]
+
+
+def _server() -> list[dict]:
+    return one(_http(), "server")["block"]
+
+
+def _location(*args: str) -> list[dict]:
+    return one(_server(), "location", *args)["block"]
+
+
+def test_upstream_resolves_every_logic_replica_through_docker_dns() -> None:
+    upstream = one(_http(), "upstream", "logic_tier")["block"]
+    (server,) = directives(upstream, "server")
+    address, *params = server["args"]
+    logic_port = with_defaults(str(service("logic")["environment"]["TIERKIT_PORT"]))
+    assert address == f"logic:{logic_port}", "the compose service name resolves to all replicas"
+    assert "resolve" in params, "re-resolve so --scale changes are followed without a reload"
+    assert directives(upstream, "zone"), "`resolve` needs a shared memory zone"
+    assert directives(upstream, "keepalive")
+    (resolver,) = directives(_http(), "resolver")
+    assert resolver["args"][0] == "127.0.0.11", "Docker's embedded DNS server"
+    valid = next(a for a in resolver["args"] if a.startswith("valid="))
+    assert int(valid.removeprefix("valid=").rstrip("s")) <= 30
+
+
+def test_server_listens_where_compose_publishes_and_proxies_to_the_upstream() -> None:
+    (listen,) = directives(_server(), "listen")
+    (mapping,) = service("nginx")["ports"]
+    assert listen["args"] == [with_defaults(mapping).rpartition(":")[2]]
+    root = _location("/")
+    assert one(root, "proxy_pass")["args"] == ["http://logic_tier"]
+    assert one(root, "proxy_http_version")["args"] == ["1.1"], "keepalive to replicas"
+    headers = {d["args"][0]: d["args"][1] for d in directives(root, "proxy_set_header")}
+    assert headers["Connection"] == "", "keepalive needs the Connection header cleared"
+    assert headers["X-Request-ID"] == "$tierkit_request_id"
+    assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for"
+
+
+def test_healthcheck_path_is_served_by_nginx_itself() -> None:
+    url = service("nginx")["healthcheck"]["test"][-1]
+    match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/\S+)", url)
+    assert match, url
+    (listen,) = directives(_server(), "listen")
+    assert listen["args"] == [match.group(1)]
+    assert one(_location("=", match.group(2)), "return")["args"][0] == "200"
+
+
+def test_runs_on_a_read_only_root_with_tmp_as_scratch() -> None:
+    assert one(nginx_tree(), "pid")["args"][0].startswith("/tmp/")
+    temp_paths = [d for d in _http() if d["directive"].endswith("_temp_path")]
+    assert len(temp_paths) == 5 and all(d["args"][0].startswith("/tmp/") for d in temp_paths)
+    nginx = service("nginx")
+    assert nginx["read_only"] is True and "/tmp" in nginx["tmpfs"]
+    conf_mount = next(v for v in nginx["volumes"] if v["target"] == "/etc/nginx/nginx.conf")
+    assert conf_mount["source"] == "./deploy/nginx/nginx.conf" and conf_mount["read_only"]
+
+
+def _request_id_map() -> list[dict]:
+    return one(_http(), "map", "$http_x_request_id", "$tierkit_request_id")["block"]
+
+
+@pytest.mark.parametrize(
+    ("header", "kept"),
+    [
+        ("abc-123", True),
+        ("3f2a9c0e6f1b4e8f", True),
+        ('bad"id', False),
+        ("a b", False),
+        ("x" * 129, False),
+    ],
+)
+def test_request_id_map_keeps_only_plain_ids(header: str, kept: bool) -> None:
+    entries = {d["directive"]: d["args"] for d in _request_id_map()}
+    (pattern,) = [k for k in entries if k.startswith("~")]
+    assert entries[pattern] == ["$http_x_request_id"] and entries["default"] == ["$request_id"]
+    assert bool(re.match(pattern[1:], header)) is kept
+
+
+def test_nginx_errors_are_the_logic_tiers_json_error_shape() -> None:
+    pages = {}
+    for page in directives(_server(), "error_page"):
+        *codes, target = page["args"]
+        assert codes[-1] == "=" and target.startswith("@")
+        for code in codes[:-1]:
+            pages[code] = target
+    assert set(pages) == {"413", "502", "503", "504"}
+    for code, target in pages.items():
+        block = _location(target)
+        status, body = one(block, "return")["args"]
+        assert status == ("503" if code == "502" else code)
+        # nginx turns the quoted string's "\\n" into a newline.
+        text = body.replace("\\n", "\n").replace("$tierkit_request_id", "0123abcd")
+        error = json.loads(text)["error"]
+        assert set(error) == {"code", "message", "request_id"}
+        assert error["request_id"] == "0123abcd"
+        added = {d["args"][0] for d in directives(block, "add_header")}
+        assert "X-Request-ID" in added
+        assert one(block, "default_type")["args"] == ["application/json"]
