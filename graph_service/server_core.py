@@ -1,0 +1,406 @@
+"""ServerCore: the request APIs shared by gRPC and REST, over config and versions.
+
+Like TF Serving's ServerCore, it ties the config (ConfigReloader: config file,
+labels, directory polling, version policy) to the manager (loads, unloads,
+handles), resolves a ``ModelSpec`` (name, version or label) to a loaded
+version, and answers every API with TF Serving's status codes and messages. Both front
+ends convert their wire format into the request protos and call these methods,
+as TF Serving's HttpRestApiHandler calls the same code as its gRPC service.
+
+Every public method raises only ``ServingError``; an unexpected exception
+becomes INTERNAL with a short message and is logged with its traceback here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_management_pb2,
+    model_pb2,
+    predict_pb2,
+    regression_pb2,
+)
+
+from graph_service.config_reloader import ConfigReloader
+from graph_service.errors import ServingError, invalid_argument, not_found
+from graph_service.example_inference import (
+    check_multi_inference,
+    classification_result,
+    model_spec,
+    prepare_classify,
+    prepare_multi_inference,
+    prepare_regress,
+    regression_result,
+    run_multi_inference,
+)
+from graph_service.manager import Manager, ServableHandle, State
+from graph_service.monitoring import Metrics
+from graph_service.prediction import (
+    PreparedRun,
+    finish_predict,
+    predict_signature,
+    prepare_predict,
+    signature_name_of,
+)
+from graph_service.servable import Servable, SessionOptions
+from graph_service.server_config import ModelServerConfig
+from graph_service.warmup import replay_warmup
+
+log = logging.getLogger("graph_service")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ResolvedSignature:
+    model_name: str
+    version: int
+    signature_name: str
+    signature_def: meta_graph_pb2.SignatureDef
+
+
+@dataclass(frozen=True)
+class CoreOptions:
+    """The part of the flags ServerCore needs (one typed object)."""
+
+    file_system_poll_wait_seconds: int = 1
+    allow_version_labels_for_unavailable_models: bool = False
+    enable_model_warmup: bool = True
+    num_request_iterations_for_warmup: int = 1
+    max_num_load_retries: int = 5
+    load_retry_interval_s: float = 60.0
+    session: SessionOptions = field(default_factory=SessionOptions)
+    enable_signature_method_name_check: bool = False
+    request_threads: int = 8
+    # Wait this long for new models to load before a reload answers (TF Serving
+    # waits forever; a bound keeps a reload RPC from hanging on a bad path).
+    reload_wait_seconds: float = 600.0
+
+
+class ServerCore:
+    """Config + source + manager + the request APIs."""
+
+    def __init__(self, options: CoreOptions, metrics: Metrics | None = None, batcher=None) -> None:
+        self.options = options
+        self.metrics = metrics
+        self._batcher = batcher
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(options.request_threads, 1), thread_name_prefix="graph-run"
+        )
+        self.manager = Manager(
+            self._load_servable,
+            max_load_retries=options.max_num_load_retries,
+            load_retry_interval_s=options.load_retry_interval_s,
+            listener=self._on_servable_event,
+        )
+        self.configs = ConfigReloader(
+            self.manager,
+            file_system_poll_wait_seconds=options.file_system_poll_wait_seconds,
+            allow_version_labels_for_unavailable_models=(
+                options.allow_version_labels_for_unavailable_models
+            ),
+            reload_wait_seconds=options.reload_wait_seconds,
+        )
+        self._batch_keys: dict[tuple[str, int], set] = {}
+        self._batch_keys_lock = threading.Lock()
+
+    # ================================================================ lifecycle
+    def start(self, config: ModelServerConfig, initial_wait_seconds: float = 600.0) -> None:
+        """Apply the first config and wait for its models' first loads (as TF Serving)."""
+        self.manager.start()
+        self.configs.start(config, initial_wait_seconds)
+
+    def close(self) -> None:
+        self.configs.stop()
+        self.manager.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def apply_config(self, config: ModelServerConfig) -> None:
+        """ReloadConfig; raises ServingError (previous config kept) when refused."""
+        self.configs.apply(config)
+
+    # =================================================================== loading
+    def _load_servable(self, name: str, version: int, path: Path) -> Servable:
+        servable = Servable.load(name, version, path, self.options.session)
+        if self.options.enable_model_warmup:
+            try:
+                replay_warmup(servable, self.options.num_request_iterations_for_warmup)
+            except ServingError:
+                servable.close()
+                raise
+        return servable
+
+    def _on_servable_event(
+        self, name: str, version: int, event: str, seconds: float, error: ServingError | None
+    ) -> None:
+        if event == "unloaded" and self._batcher is not None:
+            with self._batch_keys_lock:
+                keys = self._batch_keys.pop((name, version), set())
+            for key in keys:
+                self._batcher.remove(key)
+        if self.metrics is None:
+            return
+        if event == "unloaded":
+            self.metrics.observe_unload(name)
+        else:
+            self.metrics.observe_load(name, "OK" if error is None else error.code.name, seconds)
+        self.metrics.set_available(name, len(self.manager.available_versions(name)))
+
+    # ================================================================ resolution
+    def _version_for(self, spec: model_pb2.ModelSpec) -> int | None:
+        """ServerCore::ServableRequestFromModelSpec: None means the latest version."""
+        if not spec.name:
+            raise invalid_argument("ModelSpec has no name specified.")
+        choice = spec.WhichOneof("version_choice")
+        if choice == "version":
+            return spec.version.value
+        if choice == "version_label":
+            return self.configs.label_version(spec.name, spec.version_label)
+        return None
+
+    def _acquire(self, spec: model_pb2.ModelSpec) -> ServableHandle:
+        return self.manager.acquire(spec.name, self._version_for(spec))
+
+    def resolve_signature(self, model_spec: model_pb2.ModelSpec) -> ResolvedSignature:
+        """Which version and SignatureDef a Predict with this spec would use."""
+        try:
+            with self._acquire(model_spec) as servable:
+                name = signature_name_of(model_spec.signature_name)
+                signature = predict_signature(servable, name)
+                copy = meta_graph_pb2.SignatureDef()
+                copy.CopyFrom(signature)
+                return ResolvedSignature(servable.name, servable.version, name, copy)
+        except ServingError:
+            raise
+        except Exception as exc:
+            raise self._internal("resolve_signature", exc) from None
+
+    # ================================================================= requests
+    async def _observe(
+        self, api: str, spec: model_pb2.ModelSpec, call: Callable[[list[int]], Awaitable[T]]
+    ) -> T:
+        """Run one API call: metrics, and nothing but ServingError escapes."""
+        started = time.perf_counter()
+        served: list[int] = []
+        status = "OK"
+        try:
+            return await call(served)
+        except ServingError as exc:
+            status = exc.code.name
+            raise
+        except asyncio.CancelledError:
+            status = "CANCELLED"
+            raise
+        except Exception as exc:
+            status = "INTERNAL"
+            raise self._internal(api, exc) from None
+        finally:
+            if self.metrics is not None:
+                version = served[0] if served else None
+                self.metrics.observe_request(
+                    api, spec.name, version, status, time.perf_counter() - started
+                )
+
+    @staticmethod
+    def _internal(api: str, exc: BaseException) -> ServingError:
+        log.error("%s failed with an unexpected error", api, exc_info=exc)
+        return ServingError(
+            grpc.StatusCode.INTERNAL, f"Internal error in {api}: {type(exc).__name__}: {exc}"
+        )
+
+    async def _run(self, servable: Servable, prepared: PreparedRun) -> dict:
+        """One graph call: through the batcher when enabled, else on the thread pool."""
+        if self._batcher is not None:
+            key = (
+                servable.name,
+                servable.version,
+                prepared.signature_name,
+                frozenset(prepared.inputs),
+                prepared.output_aliases,
+            )
+            queue = self._batcher.queue(key, _Runner(servable, prepared))
+            with self._batch_keys_lock:
+                self._batch_keys.setdefault((servable.name, servable.version), set()).add(key)
+            return dict(await queue.submit(prepared.inputs))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor,
+            servable.run,
+            prepared.signature_name,
+            prepared.inputs,
+            prepared.output_aliases,
+        )
+
+    async def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        async def call(served: list[int]) -> predict_pb2.PredictResponse:
+            with self._acquire(request.model_spec) as servable:
+                served.append(servable.version)
+                prepared = prepare_predict(servable, request)
+                outputs = await self._run(servable, prepared)
+                return finish_predict(servable, prepared, outputs)
+
+        return await self._observe("Predict", request.model_spec, call)
+
+    async def classify(
+        self, request: classification_pb2.ClassificationRequest
+    ) -> classification_pb2.ClassificationResponse:
+        strict = self.options.enable_signature_method_name_check
+
+        async def call(served: list[int]) -> classification_pb2.ClassificationResponse:
+            with self._acquire(request.model_spec) as servable:
+                served.append(servable.version)
+                prepared = prepare_classify(servable, request, strict)
+                outputs = await self._run(servable, prepared)
+                response = classification_pb2.ClassificationResponse()
+                response.result.CopyFrom(classification_result(prepared, outputs))
+                response.model_spec.CopyFrom(model_spec(servable, prepared.signature_name))
+                return response
+
+        return await self._observe("Classify", request.model_spec, call)
+
+    async def regress(
+        self, request: regression_pb2.RegressionRequest
+    ) -> regression_pb2.RegressionResponse:
+        strict = self.options.enable_signature_method_name_check
+
+        async def call(served: list[int]) -> regression_pb2.RegressionResponse:
+            with self._acquire(request.model_spec) as servable:
+                served.append(servable.version)
+                prepared = prepare_regress(servable, request, strict)
+                outputs = await self._run(servable, prepared)
+                response = regression_pb2.RegressionResponse()
+                response.result.CopyFrom(regression_result(prepared, outputs))
+                response.model_spec.CopyFrom(model_spec(servable, prepared.signature_name))
+                return response
+
+        return await self._observe("Regress", request.model_spec, call)
+
+    async def multi_inference(
+        self, request: inference_pb2.MultiInferenceRequest
+    ) -> inference_pb2.MultiInferenceResponse:
+        strict = self.options.enable_signature_method_name_check
+        spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
+
+        async def call(served: list[int]) -> inference_pb2.MultiInferenceResponse:
+            _, first_spec = check_multi_inference(request)
+            with self._acquire(first_spec) as servable:
+                served.append(servable.version)
+                prepared, tasks = prepare_multi_inference(servable, request, strict)
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(
+                    self._executor, run_multi_inference, servable, prepared, tasks
+                )
+
+        return await self._observe("MultiInference", spec, call)
+
+    async def get_model_metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        async def call(served: list[int]) -> get_model_metadata_pb2.GetModelMetadataResponse:
+            if not request.HasField("model_spec"):
+                raise invalid_argument("Missing ModelSpec")
+            if not request.metadata_field:
+                raise invalid_argument(
+                    "GetModelMetadataRequest must specify at least one metadata_field"
+                )
+            for field_name in request.metadata_field:
+                if field_name != "signature_def":
+                    raise invalid_argument(f"Metadata field {field_name} is not supported")
+            with self._acquire(request.model_spec) as servable:
+                served.append(servable.version)
+                response = get_model_metadata_pb2.GetModelMetadataResponse()
+                response.model_spec.name = servable.name
+                response.model_spec.version.value = servable.version
+                signature_map = get_model_metadata_pb2.SignatureDefMap()
+                for key, signature in servable.signatures.items():
+                    signature_map.signature_def[key].CopyFrom(signature)
+                response.metadata["signature_def"].Pack(signature_map)
+                return response
+
+        return await self._observe("GetModelMetadata", request.model_spec, call)
+
+    async def get_model_status(
+        self, request: get_model_status_pb2.GetModelStatusRequest
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        async def call(served: list[int]) -> get_model_status_pb2.GetModelStatusResponse:
+            if not request.HasField("model_spec"):
+                raise invalid_argument("Missing ModelSpec")
+            spec = request.model_spec
+            name = spec.name
+            statuses = self.manager.statuses(name)
+            choice = spec.WhichOneof("version_choice")
+            if choice is not None:
+                version = (
+                    self.configs.label_version(name, spec.version_label)
+                    if choice == "version_label"
+                    else spec.version.value
+                )
+                statuses = [s for s in statuses if s.version == version]
+                if not statuses:
+                    raise not_found(f"Could not find version {version} of model {name}")
+            elif not statuses:
+                raise not_found(f"Could not find any versions of model {name}")
+            response = get_model_status_pb2.GetModelStatusResponse()
+            for status in statuses:
+                entry = response.model_version_status.add()
+                entry.version = status.version
+                entry.state = int(status.state)
+                if status.error is not None:
+                    entry.status.error_code = status.error.code.value[0]
+                    entry.status.error_message = status.error.message
+            return response
+
+        return await self._observe("GetModelStatus", request.model_spec, call)
+
+    async def reload_config(
+        self, request: model_management_pb2.ReloadConfigRequest
+    ) -> model_management_pb2.ReloadConfigResponse:
+        """ModelService.HandleReloadConfigRequest: blocks until new models loaded (as TF)."""
+        if request.config.WhichOneof("config") != "model_config_list":
+            raise invalid_argument(
+                "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                "Only ModelConfigList is currently supported"
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.configs.apply, request.config)
+        except ServingError as exc:
+            log.error("ReloadConfig failed: %s", exc.message)
+            raise
+        except Exception as exc:
+            raise self._internal("HandleReloadConfigRequest", exc) from None
+        response = model_management_pb2.ReloadConfigResponse()
+        response.status.error_code = 0
+        return response
+
+
+class _Runner:
+    """The batcher's model call for one queue key (a servable and its signature)."""
+
+    __slots__ = ("outputs", "servable", "signature_name")
+
+    def __init__(self, servable: Servable, prepared: PreparedRun) -> None:
+        self.servable = servable
+        self.signature_name = prepared.signature_name
+        self.outputs = prepared.output_aliases
+
+    def __call__(self, inputs: dict) -> dict:
+        return self.servable.run(self.signature_name, inputs, self.outputs)
+
+
+__all__ = ["CoreOptions", "ResolvedSignature", "ServerCore", "State"]

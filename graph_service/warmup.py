@@ -1,0 +1,115 @@
+"""Replaying ``assets.extra/tf_serving_warmup_requests`` before a version serves.
+
+TF Serving runs each recorded PredictionLog (predict, classify, regress,
+multi_inference) against the freshly loaded session so the first real request
+does not pay for lazy initialisation; a failing record fails the load. The
+replay runs on the loader thread, so it is paced: after each record the thread
+sleeps as long as the record took (capped), leaving at least half of the CPU
+and the GIL to the versions that are already serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import grpc
+from tensorflow_serving.apis import prediction_log_pb2
+
+from graph_service.errors import ServingError
+from graph_service.example_inference import (
+    classification_result,
+    prepare_classify,
+    prepare_multi_inference,
+    prepare_regress,
+    regression_result,
+    run_multi_inference,
+)
+from graph_service.prediction import finish_predict, prepare_predict
+from graph_service.servable import Servable
+
+log = logging.getLogger("graph_service")
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000
+MAX_PAUSE_S = 0.05
+
+
+def warmup_path(version_dir: Path) -> Path:
+    return Path(version_dir) / WARMUP_FILE
+
+
+def _records(path: Path) -> list[bytes]:
+    import tensorflow as tf
+
+    records: list[bytes] = []
+    try:
+        for raw in tf.compat.v1.io.tf_record_iterator(str(path)):
+            records.append(raw)
+            if len(records) > MAX_WARMUP_RECORDS:
+                raise ServingError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at "
+                    f"{path}",
+                )
+    except tf.errors.OpError as exc:
+        raise ServingError(
+            grpc.StatusCode.DATA_LOSS, f"Failed to read warmup data from {path}: {exc.message}"
+        ) from None
+    return records
+
+
+def _replay(servable: Servable, log_entry: prediction_log_pb2.PredictionLog) -> None:
+    kind = log_entry.WhichOneof("log_type")
+    if kind == "predict_log":
+        prepared = prepare_predict(servable, log_entry.predict_log.request)
+        outputs = servable.run(prepared.signature_name, prepared.inputs, prepared.output_aliases)
+        finish_predict(servable, prepared, outputs)
+    elif kind == "classify_log":
+        prepared = prepare_classify(servable, log_entry.classify_log.request)
+        outputs = servable.run(prepared.signature_name, prepared.inputs, prepared.output_aliases)
+        classification_result(prepared, outputs)
+    elif kind == "regress_log":
+        prepared = prepare_regress(servable, log_entry.regress_log.request)
+        outputs = servable.run(prepared.signature_name, prepared.inputs, prepared.output_aliases)
+        regression_result(prepared, outputs)
+    elif kind == "multi_inference_log":
+        prepared, tasks = prepare_multi_inference(servable, log_entry.multi_inference_log.request)
+        run_multi_inference(servable, prepared, tasks)
+    else:
+        raise ServingError(
+            grpc.StatusCode.UNIMPLEMENTED, f"Unsupported log_type for warmup: {kind}"
+        )
+
+
+def replay_warmup(servable: Servable, iterations: int = 1) -> int:
+    """Run the version's warmup records; returns how many ran. Raises ServingError on failure."""
+    path = warmup_path(servable.path)
+    if not path.is_file():
+        return 0
+    started = time.monotonic()
+    records = _records(path)
+    for raw in records:
+        entry = prediction_log_pb2.PredictionLog()
+        try:
+            entry.ParseFromString(raw)
+        except Exception:
+            raise ServingError(
+                grpc.StatusCode.DATA_LOSS, f"Failed to parse PredictionLog in warmup file {path}"
+            ) from None
+        for _ in range(max(iterations, 1)):
+            t0 = time.monotonic()
+            try:
+                _replay(servable, entry)
+            except ServingError as exc:
+                raise ServingError(exc.code, f"Warmup request failed: {exc.message}") from None
+            time.sleep(min(time.monotonic() - t0, MAX_PAUSE_S))
+    log.info(
+        "Finished reading warmup data for model at %s. Number of warmup records read: %d. "
+        "Elapsed time (microseconds): %d.",
+        path,
+        len(records),
+        int((time.monotonic() - started) * 1e6),
+    )
+    return len(records)

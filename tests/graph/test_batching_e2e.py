@@ -1,0 +1,168 @@
+"""Server-side batching through the real server: ``--enable_batching`` end to end.
+
+A private ``python -m graph_service`` (module-scoped) serves half_plus_two
+(y = 0.5 x + 2) with a batching parameters file; concurrent gRPC and REST callers
+send distinct rows and must each get exactly their own answers, while the
+server's own batch-size metric shows the calls were merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from conftest import GraphServer, run_graph_cli, start_graph_server
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+MAX_BATCH = 8
+BATCHING = f"""
+max_batch_size {{ value: {MAX_BATCH} }}
+batch_timeout_micros {{ value: 20000 }}
+max_enqueued_batches {{ value: 1000 }}
+num_batch_threads {{ value: 1 }}
+allowed_batch_sizes: [2, 4, {MAX_BATCH}]
+"""
+
+
+@pytest.fixture(scope="module")
+def batching_server(model_zoo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphServer]:
+    workdir = tmp_path_factory.mktemp("batching_server")
+    repo = workdir / "models"
+    shutil.copytree(model_zoo.originals / "half_plus_two_b2", repo / "half_plus_two" / "1")
+    params = workdir / "batching_parameters.txt"
+    params.write_text(BATCHING)
+    config = f"""
+model_config_list {{
+  config {{
+    name: "half_plus_two"
+    base_path: "{repo / "half_plus_two"}"
+    model_platform: "tensorflow"
+  }}
+}}
+"""
+    server = start_graph_server(
+        workdir,
+        repo,
+        config,
+        "--enable_batching",
+        f"--batching_parameters_file={params}",
+        wait_models=["half_plus_two"],
+    )
+    yield server
+    server.stop()
+
+
+def xs_for(caller: int) -> np.ndarray:
+    """1-3 rows per caller, values unique to the caller."""
+    rows = 1 + caller % 3
+    return (caller * 10 + np.arange(rows, dtype=np.float32)).reshape(rows, 1)
+
+
+def batch_histogram(server: GraphServer) -> tuple[float, float]:
+    """(number of batched graph calls, rows in them) from the server's Prometheus text."""
+    text = httpx.get(server.rest_url + server.metrics_path, timeout=30).text
+    count = sum(
+        float(v) for v in re.findall(r"^tfserving_batch_size_count\{.*\} (\S+)$", text, re.M)
+    )
+    rows = sum(float(v) for v in re.findall(r"^tfserving_batch_size_sum\{.*\} (\S+)$", text, re.M))
+    return count, rows
+
+
+def test_concurrent_grpc_callers_each_get_their_own_rows(batching_server: GraphServer) -> None:
+    callers = 96
+    calls_before, rows_before = batch_histogram(batching_server)
+
+    async def main() -> None:
+        async with grpc.aio.insecure_channel(batching_server.grpc_target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+            async def call(caller: int) -> None:
+                import tensorflow as tf
+
+                xs = xs_for(caller)
+                request = predict_pb2.PredictRequest()
+                request.model_spec.name = "half_plus_two"
+                request.inputs["x"].CopyFrom(tf.make_tensor_proto(xs))
+                response = await stub.Predict(request, timeout=60)
+                np.testing.assert_allclose(tf.make_ndarray(response.outputs["y"]), xs * 0.5 + 2)
+                assert response.model_spec.version.value == 1
+                assert response.model_spec.signature_name == "serving_default"
+
+            await asyncio.gather(*(call(i) for i in range(callers)))
+
+    asyncio.run(main())
+    calls, rows = batch_histogram(batching_server)
+    total_rows = sum(xs_for(i).shape[0] for i in range(callers))
+    assert rows - rows_before >= total_rows  # allowed_batch_sizes padding may add rows
+    assert calls - calls_before < callers  # merged into fewer graph calls than requests
+
+
+def test_concurrent_rest_callers_each_get_their_own_rows(batching_server: GraphServer) -> None:
+    callers = 48
+    calls_before, _ = batch_histogram(batching_server)
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=callers)
+        async with httpx.AsyncClient(base_url=batching_server.rest_url, limits=limits) as client:
+
+            async def call(caller: int) -> None:
+                xs = xs_for(caller)
+                answer = await client.post(
+                    "/v1/models/half_plus_two:predict",
+                    json={"instances": xs.tolist()},
+                    timeout=60,
+                )
+                assert answer.status_code == 200, answer.text
+                np.testing.assert_allclose(answer.json()["predictions"], xs * 0.5 + 2)
+
+            await asyncio.gather(*(call(i) for i in range(callers)))
+
+    asyncio.run(main())
+    calls, _ = batch_histogram(batching_server)
+    assert 0 < calls - calls_before < callers
+
+
+def test_request_larger_than_max_batch_size_is_refused(batching_server: GraphServer) -> None:
+    import tensorflow as tf
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.zeros((MAX_BATCH + 1, 1), np.float32)))
+    with grpc.insecure_channel(batching_server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Predict(request, timeout=60)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == (
+        f"Task size {MAX_BATCH + 1} is larger than maximum input batch size {MAX_BATCH}"
+    )
+    answer = httpx.post(
+        batching_server.rest_url + "/v1/models/half_plus_two:predict",
+        json={"instances": [[0.0]] * (MAX_BATCH + 1)},
+        timeout=60,
+    )
+    assert answer.status_code == 400
+    assert "larger than maximum input batch size" in answer.json()["error"]
+
+
+def test_a_bad_batching_file_stops_the_server_with_the_reason(tmp_path: Path) -> None:
+    params = tmp_path / "batching.txt"
+    params.write_text("max_batch_sise { value: 8 }\n")
+    done = run_graph_cli(
+        "--port=0",
+        "--model_name=m",
+        f"--model_base_path={tmp_path / 'm'}",
+        "--enable_batching",
+        f"--batching_parameters_file={params}",
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert 'has no field named "max_batch_sise"' in done.stderr
+    assert str(params) in done.stderr
