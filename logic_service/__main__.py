@@ -1,0 +1,57 @@
+"""``python -m logic_service serve`` (console script ``tierkit-logic``).
+
+Flags override ``logic.yaml`` and ``TIERKIT_*`` variables. With ``--workers``
+above one, uvicorn starts that many processes; each builds its app from the
+environment, so flags are handed to them as ``TIERKIT_*`` variables, and
+metrics are summed across them through a prometheus multiprocess directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from logic_service.settings import CONFIG_ENV, SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m logic_service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the logic tier under uvicorn")
+    serve.add_argument("--config", type=Path, help=f"logic.yaml (default: ${CONFIG_ENV})")
+    serve.add_argument("--workers", type=int, help="uvicorn worker processes")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8000)")
+    serve.add_argument("--protocol", choices=("grpc", "rest"), help="to the graph tier")
+    serve.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = {"workers": args.workers, "host": args.host, "port": args.port}
+    env = {
+        "TIERKIT_WORKERS": args.workers,
+        "TIERKIT_HOST": args.host,
+        "TIERKIT_PORT": args.port,
+        "TIERKIT_GRAPH__PROTOCOL": args.protocol,
+        "TIERKIT_LOG__LEVEL": args.log_level,
+    }
+    if args.config is not None:
+        os.environ[CONFIG_ENV] = str(args.config.resolve())
+    # Workers re-read settings from the environment: flags travel there.
+    os.environ.update({k: str(v) for k, v in env.items() if v is not None})
+    try:
+        settings = load_settings(args.config, **flags)
+    except (SettingsError, ValueError) as exc:
+        print(f"logic_service: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    from logic_service.server import serve
+
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The logic tier's HTTP API, built by ``create_app(settings)``.
+
+The factory wires the parts (graph client, model registry, routing policy,
+metrics) into one FastAPI app; nothing lives at module level, so tests can
+build several apps in one process and the multi-worker server builds one per
+worker from the environment (``app_from_environment``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from logic_service.api_errors import ApiError, error_response, install_error_handlers
+from logic_service.api_models import (
+    ERROR_RESPONSES,
+    PREDICT_REQUEST_BODY,
+    HealthResponse,
+    PredictResponse,
+    ReadyResponse,
+)
+from logic_service.graph_client import create_graph_client
+from logic_service.log_setup import configure_logging
+from logic_service.metrics import Metrics
+from logic_service.model_registry import ModelRegistry
+from logic_service.predict_service import PredictService
+from logic_service.request_context import RequestContext, request_context_var
+from logic_service.request_middleware import RequestMiddleware
+from logic_service.settings import LogicSettings, load_settings
+from logic_service.version_policy import StableOrNewest
+
+log = logging.getLogger(__name__)
+
+JSON_TYPES = ("application/json",)
+# curl -d sends this unless told otherwise; such bodies are still parsed as JSON.
+LENIENT_TYPES = ("application/x-www-form-urlencoded",)
+
+
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def read_json_body(request: Request, limit: int) -> Any:
+    """The body as JSON; oversized is 413, a non-JSON type 415, unparsable JSON 400."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and not (
+        content_type in JSON_TYPES
+        or content_type.endswith("+json")
+        or content_type in LENIENT_TYPES
+    ):
+        raise ApiError(415, f"Content-Type must be application/json, got {content_type}")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"body of {declared} bytes, at most {limit} accepted")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise ApiError(
+            400, 'empty body: send one JSON record or {"records": [...]}', "invalid_json"
+        )
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}", "invalid_json") from exc
+
+
+def create_app(settings: LogicSettings | None = None, configure_logs: bool = True) -> FastAPI:
+    settings = settings or load_settings()
+    if configure_logs:
+        configure_logging(
+            settings.log.dir,
+            settings.log.file,
+            settings.log.level,
+            settings.log.retention_days,
+            settings.log.archive_dir,
+            console=settings.log.console,
+        )
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = create_graph_client(settings)  # grpc.aio objects belong to the running loop
+        registry = ModelRegistry(settings, client)
+        app.state.registry = registry
+        app.state.predictor = PredictService(
+            settings, registry, client, StableOrNewest(settings.stable_label), metrics
+        )
+        target = (
+            settings.graph.grpc_address
+            if settings.graph.protocol == "grpc"
+            else (settings.graph.rest_url)
+        )
+        log.info(
+            "logic tier starting: models %s, graph tier %s over %s",
+            ", ".join(settings.model_names()),
+            target,
+            settings.graph.protocol,
+        )
+        await registry.start()
+        try:
+            yield
+        finally:
+            await registry.stop()
+            await client.close()
+
+    app = FastAPI(
+        title="tierkit logic tier",
+        version="0.1.0",
+        description=(
+            "Validates raw business records, runs the feature processing of the model version "
+            "that serves them and calls the graph tier (TF Serving or graph_service)."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+
+    @app.post(
+        "/v1/models/{name}/predict",
+        summary="Score one raw record or a batch of records",
+        response_model=PredictResponse,
+        responses=ERROR_RESPONSES,
+        openapi_extra={"requestBody": PREDICT_REQUEST_BODY},
+    )
+    async def predict(name: str, request: Request) -> Response:
+        """Route to a version, validate against its input schema, derive features, score.
+
+        Versions with feature processing take raw records (their schema is in
+        the version's manifest). Versions without it take tensors: one record
+        is ``{"<input name>": value}`` per signature input, the value shaped like
+        the input without its batch dimension.
+        """
+        body = await read_json_body(request, settings.limits.max_body_bytes)
+        context = request_context_var.get() or RequestContext("-")
+        answer = await request.app.state.predictor.predict(name, body, context)
+        return _json(answer)
+
+    @app.get("/healthz", response_model=HealthResponse, summary="The process is alive")
+    async def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        response_model=ReadyResponse,
+        responses=ERROR_RESPONSES,
+        summary="Graph tier reachable and every model has a servable version",
+    )
+    async def readyz(request: Request) -> Response:
+        registry: ModelRegistry = request.app.state.registry
+        reasons = registry.readiness()
+        if reasons:
+            return error_response(
+                503,
+                "not_ready",
+                "; ".join(reasons),
+                {"Retry-After": str(settings.graph.retry_after_s)},
+            )
+        return _json({"status": "ready", "models": registry.describe()})
+
+    @app.get("/metrics", summary="Prometheus metrics (summed across workers)")
+    async def metrics_endpoint() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn workers: settings from $TIERKIT_LOGIC_CONFIG and TIERKIT_* vars."""
+    return create_app(load_settings())

@@ -1,0 +1,119 @@
+"""Prometheus metrics of the logic tier.
+
+With several uvicorn workers each process counts its own requests, so a scrape
+of any one worker would see a fraction. prometheus_client's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR``, set by ``python -m logic_service serve`` before
+the workers start, emptied at each start) makes every worker write its values
+to files there, and ``/metrics`` sums them. With one process, a private
+registry per app keeps apps built in one test process apart.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# Request latency spans sub-millisecond answers to deadline-bound ones.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+STAGE_BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.5,
+    1.0,
+    5.0,
+)
+
+
+def multiprocess_dir() -> Path | None:
+    value = os.environ.get(MULTIPROC_ENV)
+    return Path(value) if value else None
+
+
+def prepare_multiprocess_dir(path: Path) -> None:
+    """Empty the directory before workers start: stale files would add old counts."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._multiprocess = multiprocess_dir() is not None
+        # In multiprocess mode values live in files; registering in a registry is not needed.
+        self.registry = None if self._multiprocess else CollectorRegistry(auto_describe=True)
+        labels = ("model", "version", "status")
+        self.requests = Counter(
+            "tierkit_requests", "Predict requests answered.", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "tierkit_request_latency_seconds",
+            "Predict request latency, end to end inside the logic tier.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.graph_call = Histogram(
+            "tierkit_graph_call_seconds",
+            "Time of one graph-tier predict call.",
+            ("model", "version", "protocol"),
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.features = Histogram(
+            "tierkit_feature_seconds",
+            "Feature processing (function and transformer) per request.",
+            ("model", "version"),
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.validation = Histogram(
+            "tierkit_validation_seconds",
+            "Input schema validation per request.",
+            ("model", "version"),
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+
+    def exposition(self) -> tuple[bytes, str]:
+        if self._multiprocess:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,313 @@
+"""What each model can serve right now, kept current in the background.
+
+The graph tier is the authority on which versions exist (its model status,
+read every ``status_refresh_s`` and again whenever a call answers NOT_FOUND).
+Each version's artifacts (manifest, schema, feature function, transformer) are
+loaded in a worker thread as soon as the version is seen, on the graph tier or
+already on disk while the graph tier is still warming it up, and a version is
+routed to only once both hold: AVAILABLE on the graph tier and artifacts
+loaded. So a new version is taken up without a restart and without making the
+first request that meets it pay for the loading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from logic_service.graph_client import (
+    GraphClient,
+    GraphError,
+    GraphTimeout,
+    GraphUnavailable,
+    VersionNotFound,
+    VersionStatus,
+)
+from logic_service.manifest import MANIFEST_PATH, ManifestMissing
+from logic_service.settings import LogicSettings, ModelSettings
+from logic_service.version_artifacts import VersionArtifacts, load_version, tensor_only_version
+from logic_service.version_policy import RoutableModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _ModelState:
+    settings: ModelSettings
+    base_path: Path
+    graph: dict[int, VersionStatus] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    problem: str = ""  # why the graph tier has nothing for this model, if so
+    artifacts: dict[int, VersionArtifacts] = field(default_factory=dict)
+    loading: dict[int, asyncio.Task] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    routable: RoutableModel | None = None
+
+
+class ModelRegistry:
+    def __init__(self, settings: LogicSettings, client: GraphClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.graph_reachable = False
+        self.graph_problem = "graph tier not contacted yet"
+        self._was_reachable = False
+        self._status_timeout = max(0.2, min(2.0, settings.graph.deadline_ms / 1000.0))
+        self._models = {
+            m.name: _ModelState(m, settings.base_path(m).resolve()) for m in settings.models
+        }
+        self._refreshing: dict[str, asyncio.Task] = {}
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tierkit-artifacts")
+        self._loop_task: asyncio.Task | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.refresh_all()
+        self._loop_task = asyncio.create_task(self._refresh_forever(), name="tierkit-registry")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for state in self._models.values():
+            for task in state.loading.values():
+                task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.status_refresh_s)
+            try:
+                await self.refresh_all()
+            except Exception:  # never let the refresher die: it is what heals the service
+                log.exception("model status refresh failed")
+
+    # ---- queries (no I/O; safe per request) -----------------------------------------------
+
+    def model_names(self) -> list[str]:
+        return list(self._models)
+
+    def knows(self, model: str) -> bool:
+        return model in self._models
+
+    def settings_of(self, model: str) -> ModelSettings:
+        return self._models[model].settings
+
+    def routable(self, model: str) -> RoutableModel:
+        state = self._models[model]
+        if state.routable is None:
+            state.routable = RoutableModel(model, (), {})
+        return state.routable
+
+    def artifacts(self, model: str, version: int) -> VersionArtifacts | None:
+        return self._models[model].artifacts.get(version)
+
+    def readiness(self) -> list[str]:
+        """Reasons the service cannot serve everything configured; empty when ready."""
+        reasons: list[str] = []
+        if not self.graph_reachable:
+            reasons.append(f"graph tier unreachable: {self.graph_problem}")
+        for name, state in self._models.items():
+            if self.routable(name).ready_versions:
+                continue
+            why = state.problem or "no AVAILABLE version with loaded artifacts"
+            if state.failed:
+                why += "; failed: " + "; ".join(
+                    f"{v}: {e}" for v, e in sorted(state.failed.items())
+                )
+            elif state.loading:
+                why += f"; loading artifacts of {sorted(state.loading)}"
+            reasons.append(f"model {name}: {why}")
+        return reasons
+
+    def describe(self) -> dict[str, dict]:
+        return {
+            name: {
+                "ready_versions": list(self.routable(name).ready_versions),
+                "graph": {str(v): s.state for v, s in sorted(state.graph.items())},
+                "labels": dict(state.labels),
+                "loading": sorted(state.loading),
+                "failed": {str(v): e for v, e in sorted(state.failed.items())},
+            }
+            for name, state in self._models.items()
+        }
+
+    async def wait_for_loads(self, model: str, timeout_s: float) -> bool:
+        """Wait (bounded) for artifact loads under way; True if there were any.
+
+        A version can go from unknown to AVAILABLE while its predecessor is
+        unloaded between two status reads; the request that finds no version
+        ready then waits for the load instead of failing.
+        """
+        tasks = list(self._models[model].loading.values())
+        if not tasks:
+            return False
+        await asyncio.wait([asyncio.shield(t) for t in tasks], timeout=timeout_s)
+        return True
+
+    async def wait_for_artifacts(self, model: str, version: int, timeout_s: float) -> bool:
+        task = self._models[model].loading.get(version)
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        return version in self._models[model].artifacts
+
+    # ---- refreshing -------------------------------------------------------------------------
+
+    async def refresh_all(self) -> None:
+        await asyncio.gather(*(self.refresh(name) for name in self._models))
+
+    async def refresh(self, model: str) -> None:
+        """Re-read one model's status; concurrent callers share one round trip."""
+        running = self._refreshing.get(model)
+        if running is None:
+            # A fresh context: the refresh serves every request, its logs carry none's id.
+            running = asyncio.create_task(
+                self._refresh(self._models[model]), context=contextvars.Context()
+            )
+            self._refreshing[model] = running
+            running.add_done_callback(lambda t: self._forget_refresh(model, t))
+        await asyncio.shield(running)
+
+    def _forget_refresh(self, model: str, task: asyncio.Task) -> None:
+        if self._refreshing.get(model) is task:
+            del self._refreshing[model]
+
+    async def _refresh(self, state: _ModelState) -> None:
+        name = state.settings.name
+        try:
+            statuses = await self.client.model_status(name, self._status_timeout)
+            labels = await self._labels(name)
+        except (GraphUnavailable, GraphTimeout) as exc:
+            self._set_reachable(False, str(exc))
+            return  # keep what we knew: calls fail fast with 503 until the graph tier is back
+        except VersionNotFound as exc:
+            self._set_reachable(True, "")
+            statuses, labels = [], {}
+            self._set_problem(state, f"not served by the graph tier ({exc})")
+        except GraphError as exc:
+            self._set_reachable(True, "")
+            self._set_problem(state, f"graph tier status error: {exc}")
+            return
+        else:
+            self._set_reachable(True, "")
+            self._set_problem(state, "")
+        state.graph = {s.version: s for s in statuses}
+        state.labels = labels
+        self._start_loads(state)
+        self._prune(state)
+        self._publish(state)
+
+    async def _labels(self, model: str) -> dict[str, int]:
+        label = self.settings.stable_label
+        version = await self.client.resolve_label(model, label, self._status_timeout)
+        return {} if version is None else {label: version}
+
+    def _set_reachable(self, reachable: bool, problem: str) -> None:
+        if reachable != self.graph_reachable:
+            if reachable:
+                log.info("graph tier reachable%s", " again" if self._was_reachable else "")
+                self._was_reachable = True
+            else:
+                log.warning("graph tier unreachable: %s", problem)
+        self.graph_reachable = reachable
+        self.graph_problem = problem
+
+    def _set_problem(self, state: _ModelState, problem: str) -> None:
+        if problem and problem != state.problem:
+            log.warning("model %s: %s", state.settings.name, problem)
+        state.problem = problem
+
+    def _available(self, state: _ModelState) -> list[int]:
+        return sorted(v for v, s in state.graph.items() if s.state == "AVAILABLE")
+
+    def _on_disk(self, state: _ModelState) -> list[int]:
+        try:
+            entries = list(state.base_path.iterdir())
+        except OSError:
+            return []
+        return sorted(
+            int(p.name) for p in entries if p.name.isdigit() and (p / MANIFEST_PATH).is_file()
+        )
+
+    def _wanted(self, state: _ModelState) -> set[int]:
+        """Versions whose artifacts we want in memory: served, labelled, or about to be."""
+        available = self._available(state)
+        newest = available[-1] if available else -1
+        coming = {v for v, s in state.graph.items() if s.state in ("START", "LOADING")}
+        coming |= {v for v in self._on_disk(state) if v > newest}
+        return set(available) | coming | set(state.labels.values())
+
+    def _start_loads(self, state: _ModelState) -> None:
+        for version in sorted(self._wanted(state)):
+            if version in state.artifacts or version in state.loading or version in state.failed:
+                continue
+            task = asyncio.create_task(self._load(state, version), context=contextvars.Context())
+            state.loading[version] = task
+
+    def _prune(self, state: _ModelState) -> None:
+        wanted = self._wanted(state)
+        for version in [v for v in state.artifacts if v not in wanted]:
+            del state.artifacts[version]
+            log.info("model %s: dropped artifacts of version %d", state.settings.name, version)
+        for version in [v for v in state.failed if v not in wanted]:
+            del state.failed[version]
+
+    def _publish(self, state: _ModelState) -> None:
+        ready = tuple(v for v in self._available(state) if v in state.artifacts)
+        labels = {k: v for k, v in state.labels.items() if v in ready}
+        current = state.routable
+        if current is None or current.ready_versions != ready or dict(current.labels) != labels:
+            log.info(
+                "model %s: serving versions %s%s",
+                state.settings.name,
+                list(ready) or "none",
+                f", labels {labels}" if labels else "",
+            )
+            state.routable = RoutableModel(state.settings.name, ready, labels)
+
+    async def _load(self, state: _ModelState, version: int) -> None:
+        name, settings = state.settings.name, state.settings
+        started = time.perf_counter()
+        try:
+            try:
+                artifacts = await asyncio.get_running_loop().run_in_executor(
+                    self._executor,
+                    load_version,
+                    name,
+                    version,
+                    state.base_path / str(version),
+                    settings.signature_name,
+                    self.settings.features.allow_pickle,
+                )
+            except ManifestMissing:
+                if state.graph.get(version, VersionStatus(version, "")).state != "AVAILABLE":
+                    return  # retried at the next refresh, once the graph tier can describe it
+                signature = await self.client.signature(
+                    name, version, settings.signature_name, self._status_timeout
+                )
+                artifacts = tensor_only_version(name, version, settings.signature_name, signature)
+            state.artifacts[version] = artifacts
+            log.info(
+                "model %s: artifacts of version %d loaded in %.0f ms",
+                name,
+                version,
+                (time.perf_counter() - started) * 1000,
+            )
+        except (GraphUnavailable, GraphTimeout) as exc:
+            log.warning("model %s/%d: metadata not readable yet: %s", name, version, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken version must not stop the others from loading
+            state.failed[version] = f"{type(exc).__name__}: {exc}"
+            log.error("model %s: version %d cannot be served: %s", name, version, exc)
+        finally:
+            state.loading.pop(version, None)
+            self._publish(state)

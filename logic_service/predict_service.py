@@ -1,0 +1,251 @@
+"""One predict request, from raw JSON to the answer: route, validate, features, graph call.
+
+All failures leave as ``ApiError`` with the status the caller should see:
+their mistakes as 4xx naming the field and the rule, graph-tier trouble as
+502/503/504. A NOT_FOUND from the graph tier (the version went away between
+our last status read and the call) refreshes the model's status and runs the
+request once more from the routing step, so a version switch costs no request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from logic_service.api_errors import ApiError
+from logic_service.feature_pipeline import RecordsRejected
+from logic_service.graph_client import (
+    GraphBadAnswer,
+    GraphClient,
+    GraphRejected,
+    GraphTimeout,
+    GraphUnavailable,
+    VersionNotFound,
+)
+from logic_service.metrics import Metrics
+from logic_service.model_registry import ModelRegistry
+from logic_service.request_context import RequestContext
+from logic_service.settings import LogicSettings
+from logic_service.tensor_records import TensorRecordError
+from logic_service.version_artifacts import VersionArtifacts
+from logic_service.version_policy import NoVersion, VersionPolicy
+
+log = logging.getLogger(__name__)
+
+MAX_LISTED_PROBLEMS = 10
+
+
+def _problems(problems: list[str]) -> str:
+    shown = problems[:MAX_LISTED_PROBLEMS]
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+class PredictService:
+    def __init__(
+        self,
+        settings: LogicSettings,
+        registry: ModelRegistry,
+        client: GraphClient,
+        policy: VersionPolicy,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.client = client
+        self.policy = policy
+        self.metrics = metrics
+        self._retry_after = {"Retry-After": str(settings.graph.retry_after_s)}
+
+    async def predict(self, model: str, body: Any, context: RequestContext) -> dict[str, Any]:
+        if not self.registry.knows(model):
+            served = ", ".join(self.registry.model_names()) or "none"
+            raise ApiError(404, f"unknown model {model!r} (served: {served})", "unknown_model")
+        context.model = model
+        for attempt in (1, 2):
+            artifacts = await self._route(model, body, context)
+            try:
+                return await self._run(artifacts, body, context)
+            except VersionNotFound as exc:
+                if attempt == 2:
+                    raise ApiError(
+                        503,
+                        f"model {model}: the graph tier does not serve it right now ({exc})",
+                        "unavailable",
+                        self._retry_after,
+                    ) from exc
+                log.info(
+                    "%s/%d gone from the graph tier; refreshing and retrying once",
+                    model,
+                    artifacts.version,
+                )
+                await self.registry.refresh(model)
+        raise AssertionError("unreachable")
+
+    async def _route(self, model: str, body: Any, context: RequestContext) -> VersionArtifacts:
+        deadline = self.settings.deadline_s(self.registry.settings_of(model))
+        try:
+            version = self.policy.choose(self.registry.routable(model), body)
+        except NoVersion as exc:
+            # A new version may be loading its artifacts right now: worth a bounded wait.
+            if not await self.registry.wait_for_loads(model, deadline):
+                raise ApiError(503, str(exc), "unavailable", self._retry_after) from exc
+            try:
+                version = self.policy.choose(self.registry.routable(model), body)
+            except NoVersion as again:
+                raise ApiError(503, str(again), "unavailable", self._retry_after) from again
+        artifacts = self.registry.artifacts(model, version)
+        if artifacts is None:  # pruned between the snapshot and now; wait a little for a reload
+            if not await self.registry.wait_for_artifacts(model, version, deadline):
+                raise ApiError(
+                    503,
+                    f"model {model}: version {version} is not loaded yet",
+                    "unavailable",
+                    self._retry_after,
+                )
+            artifacts = self.registry.artifacts(model, version)
+            assert artifacts is not None
+        context.version = version
+        return artifacts
+
+    async def _run(
+        self, artifacts: VersionArtifacts, body: Any, context: RequestContext
+    ) -> dict[str, Any]:
+        model, version = artifacts.model, artifacts.version
+        records, paths, batch = self._records(body, artifacts)
+
+        started = time.perf_counter()
+        problems = artifacts.validate(records, paths)
+        spent = time.perf_counter() - started
+        context.add("validate", spent)
+        self.metrics.validation.labels(model, str(version)).observe(spent)
+        if problems:
+            raise ApiError(422, _problems(problems), "invalid_input")
+
+        started = time.perf_counter()
+        try:
+            inputs = artifacts.inputs(records, paths)
+        except (RecordsRejected, TensorRecordError) as exc:
+            raise ApiError(422, _problems(exc.problems), "invalid_input") from exc
+        finally:
+            spent = time.perf_counter() - started
+            context.add("features", spent)
+            self.metrics.features.labels(model, str(version)).observe(spent)
+
+        outputs = await self._call_graph(artifacts, inputs, context)
+        predictions = self._predictions(outputs, len(records), artifacts)
+        answer: dict[str, Any] = {
+            "request_id": context.request_id,
+            "model": model,
+            "version": version,
+        }
+        if batch:
+            answer["predictions"] = predictions
+        else:
+            answer["prediction"] = predictions[0]
+        return answer
+
+    def _records(self, body: Any, artifacts: VersionArtifacts) -> tuple[list, list[str], bool]:
+        declares_records = bool(
+            artifacts.validator and "records" in artifacts.validator.schema.get("properties", {})
+        )
+        if isinstance(body, dict) and "records" in body and not declares_records:
+            records = body["records"]
+            if not isinstance(records, list):
+                raise ApiError(422, "records: must be an array of records", "invalid_input")
+            if not records:
+                raise ApiError(422, "records: must hold at least one record", "invalid_input")
+            limit = self.settings.limits.max_records
+            if len(records) > limit:
+                raise ApiError(
+                    413,
+                    f"records: {len(records)} records, at most {limit} per request",
+                    "too_many_records",
+                )
+            return records, [f"records[{i}]" for i in range(len(records))], True
+        if not isinstance(body, dict):
+            raise ApiError(
+                422,
+                '<body>: must be one record (a JSON object) or {"records": [...]}',
+                "invalid_input",
+            )
+        return [body], [""], False
+
+    async def _call_graph(
+        self, artifacts: VersionArtifacts, inputs: dict[str, np.ndarray], context: RequestContext
+    ) -> dict[str, np.ndarray]:
+        model, version = artifacts.model, artifacts.version
+        timeout = self.settings.deadline_s(self.registry.settings_of(model))
+        started = time.perf_counter()
+        try:
+            return await self.client.predict(
+                model, version, artifacts.signature_name, inputs, artifacts.output_names, timeout
+            )
+        except GraphUnavailable as exc:
+            raise ApiError(
+                503, f"graph tier unavailable: {exc}", "graph_unavailable", self._retry_after
+            ) from exc
+        except GraphTimeout as exc:
+            raise ApiError(
+                504,
+                f"graph tier exceeded the {timeout * 1000:.0f} ms deadline: {exc}",
+                "graph_timeout",
+            ) from exc
+        except GraphRejected as exc:
+            if artifacts.features is None:  # the caller's tensors: their mistake
+                raise ApiError(422, f"the model refused the input: {exc}", "invalid_input") from exc
+            raise ApiError(
+                502, f"graph tier refused the feature tensor: {exc}", "bad_graph_answer"
+            ) from exc
+        except GraphBadAnswer as exc:
+            raise ApiError(502, f"graph tier answer unusable: {exc}", "bad_graph_answer") from exc
+        finally:
+            spent = time.perf_counter() - started
+            context.add("graph", spent)
+            self.metrics.graph_call.labels(
+                model, str(version), self.settings.graph.protocol
+            ).observe(spent)
+
+    def _predictions(
+        self, outputs: dict[str, np.ndarray], count: int, artifacts: VersionArtifacts
+    ) -> list[dict[str, Any]]:
+        names = artifacts.output_names or sorted(outputs)
+        missing = [n for n in names if n not in outputs]
+        if missing:
+            raise ApiError(502, f"graph tier answer lacks outputs {missing}", "bad_graph_answer")
+        for name in names:
+            array = outputs[name]
+            if array.ndim == 0 or array.shape[0] != count:
+                raise ApiError(
+                    502,
+                    f"graph tier output {name!r} has shape {list(array.shape)}, "
+                    f"expected {count} rows",
+                    "bad_graph_answer",
+                )
+        return [{name: _value(outputs[name][i]) for name in names} for i in range(count)]
+
+
+def _value(row: Any) -> Any:
+    """One example's output: [1]-shaped values become scalars; numpy stays numpy for orjson."""
+    if isinstance(row, np.ndarray):
+        if row.shape == (1,):
+            row = row[0]
+        elif row.dtype == object:
+            return [_text(v) for v in row.reshape(-1).tolist()] if row.ndim == 1 else row.tolist()
+        else:
+            return np.ascontiguousarray(row)
+    return _text(row) if isinstance(row, bytes | str) else row
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            import base64
+
+            return {"b64": base64.b64encode(value).decode("ascii")}
+    return value
