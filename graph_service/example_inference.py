@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import grpc
 import numpy as np
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
@@ -21,7 +22,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from graph_service.errors import invalid_argument
+from graph_service.errors import ServingError, invalid_argument
 from graph_service.example_proto import serialized_examples
 from graph_service.prediction import PreparedRun, signature_name_of
 from graph_service.servable import Servable
@@ -217,7 +218,10 @@ def check_multi_inference(
             raise invalid_argument(f"Duplicate evaluation of signature: {signature_name}")
         seen.add(signature_name)
         if task.method_name not in (CLASSIFY_METHOD, REGRESS_METHOD):
-            raise invalid_argument(f"Unsupported signature method_name: {task.method_name}")
+            raise ServingError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"Unsupported signature method_name: {task.method_name}",
+            )
     return model_name, request.tasks[0].model_spec
 
 
@@ -230,17 +234,25 @@ def prepare_multi_inference(
     input_name: str | None = None
     input_alias = ""
     first_signature = ""
+    all_string_inputs = True
     for task in request.tasks:
         signature_name = signature_name_of(task.model_spec.signature_name)
-        signature = _signature(servable, signature_name)
+        signature = servable.signatures.get(signature_name)
+        if signature is None:
+            raise invalid_argument(
+                f"Requested signature not found in model graph: {signature_name}"
+            )
         if task.method_name == CLASSIFY_METHOD:
             alias, outputs = classification_outputs(signature, strict)
         else:
             alias, outputs = regression_outputs(signature, strict)
+        all_string_inputs &= signature.inputs[alias].dtype == types_pb2.DT_STRING
         tensor_name = signature.inputs[alias].name
         if input_name is None:
             input_name, input_alias, first_signature = tensor_name, alias, signature_name
-        elif tensor_name != input_name:
+        elif tensor_name != input_name and not all_string_inputs:
+            # TF2 exports give every signature its own input placeholder; TF Serving's
+            # TFRT runtime feeds each the same examples, so string inputs may differ.
             raise invalid_argument("Input tensor must be the same for all Signatures.")
         tasks.append((task.method_name, signature_name, outputs))
     examples = serialized_examples(request.input)
@@ -253,15 +265,19 @@ def run_multi_inference(
     prepared: PreparedRun,
     tasks: Sequence[tuple[str, str, tuple[str, ...]]],
 ) -> inference_pb2.MultiInferenceResponse:
-    """Run all tasks' outputs in one session call and split them per task."""
-    feed_alias, examples = next(iter(prepared.inputs.items()))
-    feed_name = servable.signatures[prepared.signature_name].inputs[feed_alias].name
+    """Run all tasks' outputs in one session call (the examples fed to every task's
+    input tensor) and split them per task."""
+    examples = next(iter(prepared.inputs.values()))
+    feed_names: list[str] = []
     fetch_names: list[str] = []
     for _, signature_name, outputs in tasks:
         signature = servable.signatures[signature_name]
+        feed_names.extend(info.name for info in signature.inputs.values())
         fetch_names.extend(signature.outputs[a].name for a in outputs)
+    feeds = list(dict.fromkeys(feed_names))
     unique = list(dict.fromkeys(fetch_names))
-    values = dict(zip(unique, servable.run_tensors([feed_name], unique, [examples]), strict=True))
+    fetched = servable.run_tensors(feeds, unique, [examples] * len(feeds))
+    values = dict(zip(unique, fetched, strict=True))
     response = inference_pb2.MultiInferenceResponse()
     for method, signature_name, outputs in tasks:
         signature = servable.signatures[signature_name]

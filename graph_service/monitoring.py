@@ -106,7 +106,11 @@ def load_monitoring_config(path: str | os.PathLike[str]) -> PrometheusSettings:
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as exc:
-        raise MonitoringConfigError(f"Invalid protobuf file: '{path}': {exc}") from None
+        # protobuf's own wording (what TF Serving prints), then TF Serving's.
+        raise MonitoringConfigError(
+            f"Invalid protobuf file: '{path}': Error parsing text-format "
+            f"{config.DESCRIPTOR.full_name}: {exc}"
+        ) from None
     prometheus = config.prometheus_config
     route = prometheus.path or DEFAULT_PROMETHEUS_PATH
     if not route.startswith("/"):

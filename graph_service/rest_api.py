@@ -239,9 +239,6 @@ class RestApi:
     async def _status(self, spec: model_pb2.ModelSpec) -> bytes:
         request = get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
         response = await self._core.get_model_status(request)
-        for version_status in response.model_version_status:
-            # TF Serving always sets status, so OK versions print {"error_code": "OK", ...}.
-            version_status.status.SetInParent()
         return _proto_json(response).encode("utf-8")
 
     async def _metadata(self, spec: model_pb2.ModelSpec) -> bytes:

@@ -44,7 +44,11 @@ def read_model_server_config(path: str | os.PathLike[str]) -> ModelServerConfig:
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as exc:
-        raise ConfigFileError(f"Invalid protobuf file: '{path}': {exc}") from None
+        # protobuf's own wording (what TF Serving prints), then TF Serving's.
+        raise ConfigFileError(
+            f"Invalid protobuf file: '{path}': Error parsing text-format "
+            f"{config.DESCRIPTOR.full_name}: {exc}"
+        ) from None
     return config
 
 

@@ -360,6 +360,8 @@ class ServerCore:
                 entry = response.model_version_status.add()
                 entry.version = status.version
                 entry.state = int(status.state)
+                # As ServerCore: status is always set, error_code OK for a healthy version.
+                entry.status.SetInParent()
                 if status.error is not None:
                     entry.status.error_code = status.error.code.value[0]
                     entry.status.error_message = status.error.message
