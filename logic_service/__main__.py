@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from logic_service import rollout_cli
 from logic_service.settings import CONFIG_ENV, SettingsError, load_settings
 
 
@@ -26,11 +27,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default 8000)")
     serve.add_argument("--protocol", choices=("grpc", "rest"), help="to the graph tier")
     serve.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    rollout = commands.add_parser("rollout", help="show and change rollouts (admin API client)")
+    rollout_cli.configure(rollout)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "rollout":
+        return rollout_cli.run(args)
     flags = {"workers": args.workers, "host": args.host, "port": args.port}
     env = {
         "TIERKIT_WORKERS": args.workers,

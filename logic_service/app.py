@@ -8,15 +8,18 @@ worker from the environment (``app_from_environment``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from logic_service.admin_api import admin_router
 from logic_service.api_errors import ApiError, error_response, install_error_handlers
 from logic_service.api_models import (
     ERROR_RESPONSES,
@@ -25,15 +28,23 @@ from logic_service.api_models import (
     PredictResponse,
     ReadyResponse,
 )
+from logic_service.dashboard import install_dashboard, record_rollout_gauges
+from logic_service.evaluation_api import router as evaluation_router
+from logic_service.feedback_api import router as feedback_router
 from logic_service.graph_client import create_graph_client
 from logic_service.log_setup import configure_logging
 from logic_service.metrics import Metrics
 from logic_service.model_registry import ModelRegistry
 from logic_service.predict_service import PredictService
+from logic_service.prediction_log import PredictionRecorder
 from logic_service.request_context import RequestContext, request_context_var
+from logic_service.request_limits import check_body_shape
 from logic_service.request_middleware import RequestMiddleware
+from logic_service.rollout_policy import build_rollout_policy
+from logic_service.security import CallerGuard, install_cors
 from logic_service.settings import LogicSettings, load_settings
-from logic_service.version_policy import StableOrNewest
+from logic_service.shadow import ShadowRunner
+from logic_service.storage import open_database
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +87,14 @@ async def read_json_body(request: Request, limit: int) -> Any:
             400, 'empty body: send one JSON record or {"records": [...]}', "invalid_json"
         )
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}", "invalid_json") from exc
+    app_settings: LogicSettings | None = getattr(request.app.state, "settings", None)
+    if app_settings is not None:
+        limits = app_settings.limits
+        check_body_shape(body, limits.max_depth, limits.max_string_chars)
+    return body
 
 
 def create_app(settings: LogicSettings | None = None, configure_logs: bool = True) -> FastAPI:
@@ -99,9 +115,29 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
         client = create_graph_client(settings)  # grpc.aio objects belong to the running loop
         registry = ModelRegistry(settings, client)
         app.state.registry = registry
-        app.state.predictor = PredictService(
-            settings, registry, client, StableOrNewest(settings.stable_label), metrics
+        storage = settings.storage
+        app.state.database = open_database(storage.database_url, storage.busy_timeout_ms)
+        recorder = PredictionRecorder(
+            app.state.database,
+            metrics,
+            queue_size=storage.queue_size,
+            batch_size=storage.batch_size,
+            flush_interval_ms=storage.flush_interval_ms,
+            write_retry_s=storage.write_retry_s,
         )
+        app.state.prediction_log = recorder
+        rollouts = build_rollout_policy(
+            settings,
+            app.state.database,
+            lambda model: dict(registry.routable(model).labels),
+            metrics,
+        )
+        app.state.rollouts = rollouts
+        app.state.predictor = PredictService(settings, registry, client, rollouts, metrics)
+        app.state.predictor.shadow = ShadowRunner(metrics)
+        if storage.record_predictions:
+            app.state.predictor.prediction_log = recorder
+        recorder.start()
         target = (
             settings.graph.grpc_address
             if settings.graph.protocol == "grpc"
@@ -114,11 +150,15 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
             settings.graph.protocol,
         )
         await registry.start()
+        await rollouts.start()
         try:
             yield
         finally:
+            await rollouts.stop()
             await registry.stop()
             await client.close()
+            await asyncio.to_thread(recorder.stop)  # writes what is still queued
+            app.state.database.dispose()
 
     app = FastAPI(
         title="tierkit logic tier",
@@ -133,6 +173,12 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
+    install_cors(app, settings.security)
+    caller_guard = CallerGuard(settings.security)  # API key, then per-key rate limit
+    app.include_router(feedback_router, dependencies=[Depends(caller_guard)])
+    app.include_router(evaluation_router, dependencies=[Depends(caller_guard)])
+    app.include_router(admin_router())
+    install_dashboard(app)  # /dashboard, its JSON feed and its own assets (issue #6)
 
     @app.post(
         "/v1/models/{name}/predict",
@@ -140,6 +186,7 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
         response_model=PredictResponse,
         responses=ERROR_RESPONSES,
         openapi_extra={"requestBody": PREDICT_REQUEST_BODY},
+        dependencies=[Depends(caller_guard)],
     )
     async def predict(name: str, request: Request) -> Response:
         """Route to a version, validate against its input schema, derive features, score.
@@ -177,7 +224,8 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
         return _json({"status": "ready", "models": registry.describe()})
 
     @app.get("/metrics", summary="Prometheus metrics (summed across workers)")
-    async def metrics_endpoint() -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        await run_in_threadpool(record_rollout_gauges, request.app)  # issue #6
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 

@@ -17,6 +17,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -77,8 +78,12 @@ class Metrics:
         # In multiprocess mode values live in files; registering in a registry is not needed.
         self.registry = None if self._multiprocess else CollectorRegistry(auto_describe=True)
         labels = ("model", "version", "status")
+        # arm: the rollout's name for the route (baseline, candidate, stable, a split's key...)
         self.requests = Counter(
-            "tierkit_requests", "Predict requests answered.", labels, registry=self.registry
+            "tierkit_requests",
+            "Predict requests answered, by model, version, rollout arm and HTTP status.",
+            ("model", "version", "arm", "status"),
+            registry=self.registry,
         )
         self.latency = Histogram(
             "tierkit_request_latency_seconds",
@@ -105,6 +110,61 @@ class Metrics:
             "tierkit_validation_seconds",
             "Input schema validation per request.",
             ("model", "version"),
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.prediction_log_dropped = Counter(
+            "tierkit_prediction_log_dropped",
+            "Prediction log rows not written: queue_full, write_failed, duplicate, invalid.",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.prediction_log_written = Counter(
+            "tierkit_prediction_log_written",
+            "Prediction log rows written to the database.",
+            registry=self.registry,
+        )
+        self.prediction_log_queue = Gauge(
+            "tierkit_prediction_log_queue_depth",
+            "Records waiting for the prediction log writer (sampled at each flush).",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+
+        # rollouts (issue #5): the candidate's share now, and what shadow traffic found
+        self.rollout_share = Gauge(
+            "tierkit_rollout_candidate_share",
+            "Percent of traffic the rollout's candidate (canary) or active version gets.",
+            ("model", "strategy"),
+            registry=self.registry,
+            # set at each scrape from the shared rollout state: the latest write is the truth
+            multiprocess_mode="mostrecent",
+        )
+        self.rollout_stage = Gauge(
+            "tierkit_rollout_stage",
+            "Canary stage index (0 = first stage; -1 rolled back), 0 for other strategies.",
+            ("model", "strategy"),
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.shadow_requests = Counter(
+            "tierkit_shadow_requests",
+            "Shadow comparisons: agree, disagree (threshold side), failed, skipped (bound).",
+            ("model", "primary", "shadow", "outcome"),
+            registry=self.registry,
+        )
+        self.shadow_score_diff = Histogram(
+            "tierkit_shadow_score_diff",
+            "Shadow score minus primary score, per record.",
+            ("model", "primary", "shadow"),
+            buckets=(-0.5, -0.2, -0.1, -0.05, -0.01, 0.0, 0.01, 0.05, 0.1, 0.2, 0.5),
+            registry=self.registry,
+        )
+        self.shadow_latency = Histogram(
+            "tierkit_shadow_latency_seconds",
+            "Latency of the primary and the shadow call of shadowed requests.",
+            ("model", "version", "role"),
             buckets=STAGE_BUCKETS,
             registry=self.registry,
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from logic_service import rollout_followups
 from logic_service.api_errors import ApiError
 from logic_service.feature_pipeline import RecordsRejected
 from logic_service.graph_client import (
@@ -27,8 +28,10 @@ from logic_service.graph_client import (
 )
 from logic_service.metrics import Metrics
 from logic_service.model_registry import ModelRegistry
+from logic_service.prediction_log import PredictionRecorder
 from logic_service.request_context import RequestContext
 from logic_service.settings import LogicSettings
+from logic_service.shadow import ShadowRunner
 from logic_service.tensor_records import TensorRecordError
 from logic_service.version_artifacts import VersionArtifacts
 from logic_service.version_policy import NoVersion, VersionPolicy
@@ -59,16 +62,34 @@ class PredictService:
         self.policy = policy
         self.metrics = metrics
         self._retry_after = {"Retry-After": str(settings.graph.retry_after_s)}
+        self.shadow: ShadowRunner | None = None  # set by the app when rollouts are on
+        self.prediction_log: PredictionRecorder | None = None  # set by the app when recording
 
     async def predict(self, model: str, body: Any, context: RequestContext) -> dict[str, Any]:
         if not self.registry.knows(model):
             served = ", ".join(self.registry.model_names()) or "none"
             raise ApiError(404, f"unknown model {model!r} (served: {served})", "unknown_model")
         context.model = model
+        try:
+            answer = await self._predict_known(model, body, context)
+        except Exception as exc:
+            if self.prediction_log is not None:
+                status = exc.status if isinstance(exc, ApiError) else 500
+                code = exc.code if isinstance(exc, ApiError) else "internal"
+                self.prediction_log.record(context, body, None, status, code)
+            raise
+        if self.prediction_log is not None:
+            self.prediction_log.record(context, body, answer, 200)
+        return answer
+
+    async def _predict_known(
+        self, model: str, body: Any, context: RequestContext
+    ) -> dict[str, Any]:
         for attempt in (1, 2):
             artifacts = await self._route(model, body, context)
             try:
-                return await self._run(artifacts, body, context)
+                answer = await self._run(artifacts, body, context)
+                return await self._after_answer(model, body, context, answer)
             except VersionNotFound as exc:
                 if attempt == 2:
                     raise ApiError(
@@ -88,13 +109,13 @@ class PredictService:
     async def _route(self, model: str, body: Any, context: RequestContext) -> VersionArtifacts:
         deadline = self.settings.deadline_s(self.registry.settings_of(model))
         try:
-            version = self.policy.choose(self.registry.routable(model), body)
+            version = self._choose(model, body, context)
         except NoVersion as exc:
             # A new version may be loading its artifacts right now: worth a bounded wait.
             if not await self.registry.wait_for_loads(model, deadline):
                 raise ApiError(503, str(exc), "unavailable", self._retry_after) from exc
             try:
-                version = self.policy.choose(self.registry.routable(model), body)
+                version = self._choose(model, body, context)
             except NoVersion as again:
                 raise ApiError(503, str(again), "unavailable", self._retry_after) from again
         artifacts = self.registry.artifacts(model, version)
@@ -110,6 +131,49 @@ class PredictService:
             assert artifacts is not None
         context.version = version
         return artifacts
+
+    def _choose(self, model: str, body: Any, context: RequestContext) -> int:
+        """The policy's version; a rollout policy also names the arm and strategy (issue #5)."""
+        routable = self.registry.routable(model)
+        route = getattr(self.policy, "route", None)
+        if route is None:
+            return self.policy.choose(routable, body)
+        chosen = route(routable, body)
+        context.arm, context.strategy = chosen.arm, chosen.strategy
+        context.route = chosen
+        return chosen.version
+
+    async def _after_answer(
+        self, model: str, body: Any, context: RequestContext, answer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Holdout (maybe answer by the control version) and shadow copies, per the route."""
+        route = context.route
+        if route is None:
+            return answer
+        if route.holdout is not None and route.holdout_control is not None:
+            answer = await rollout_followups.holdout(self, route, model, body, context, answer)
+        if route.shadow_version is not None and self.shadow is not None:
+            spec = route.shadow
+            self.shadow.launch(
+                self._run_version(model),
+                model,
+                body,
+                answer,
+                context.elapsed(),
+                route.shadow_version,
+                spec.threshold if spec else 0.5,
+                spec.output if spec else None,
+            )
+        return answer
+
+    def _run_version(self, model: str):
+        async def run(version: int, body: Any, context: RequestContext) -> dict[str, Any]:
+            artifacts = self.registry.artifacts(model, version)
+            if artifacts is None:
+                raise ApiError(503, f"{model}: version {version} is not loaded", "unavailable")
+            return await self._run(artifacts, body, context)
+
+        return run
 
     async def _run(
         self, artifacts: VersionArtifacts, body: Any, context: RequestContext

@@ -12,6 +12,7 @@ import time
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 STAGES = ("validate", "features", "graph")
 MAX_REQUEST_ID = 128
@@ -24,6 +25,9 @@ class RequestContext:
     stages: dict[str, float] = field(default_factory=dict)  # seconds
     model: str | None = None
     version: int | None = None
+    arm: str | None = None  # set by the routing strategy; recorded in the prediction log
+    strategy: str | None = None
+    route: Any = None  # the rollout policy's full decision (shadow, holdout), if any
 
     def add(self, stage: str, seconds: float) -> None:
         self.stages[stage] = self.stages.get(stage, 0.0) + seconds

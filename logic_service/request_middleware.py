@@ -83,5 +83,5 @@ class RequestMiddleware:
             return
         version = str(context.version) if context.version is not None else ""
         labels = (context.model, version, str(status))
-        self.metrics.requests.labels(*labels).inc()
+        self.metrics.requests.labels(context.model, version, context.arm or "", str(status)).inc()
         self.metrics.latency.labels(*labels).observe(latency)

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from logic_service.rollout_config import RolloutSpec
 
 CONFIG_ENV = "TIERKIT_LOGIC_CONFIG"
 ENV_PREFIX = "TIERKIT_"
@@ -54,6 +56,9 @@ class ModelSettings(_Strict):
     )
     signature_name: str = "serving_default"
     deadline_ms: int | None = Field(None, gt=0, description="Overrides graph.deadline_ms.")
+    rollout: RolloutSpec | None = Field(
+        None, description="Traffic strategy (split, canary, blue_green, bandit; shadow, holdout)."
+    )
 
 
 class LogSettings(_Strict):
@@ -70,12 +75,59 @@ class LogSettings(_Strict):
 class LimitSettings(_Strict):
     max_records: int = Field(1000, gt=0, description="Records in one request.")
     max_body_bytes: int = Field(1_048_576, gt=0, description="Size of one request body.")
+    max_depth: int = Field(32, gt=0, description="Nesting of arrays/objects in one body.")
+    max_string_chars: int = Field(
+        65_536, gt=0, description="Length of one string (or object key) in a body."
+    )
+
+
+class SecuritySettings(_Strict):
+    """Caller authentication, rate limit and CORS of the logic tier (see security.py)."""
+
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys accepted on predict, feedback and evaluation (Bearer or X-API-Key); "
+        "empty turns auth off (the local default).",
+    )
+    rate_limit_per_s: float = Field(
+        0.0, ge=0, description="Requests a second per key (per address without auth); 0 = off."
+    )
+    rate_limit_burst: float | None = Field(
+        None, gt=0, description="Requests a caller may save up; default rate_limit_per_s."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed by CORS; empty = no CORS."
+    )
 
 
 class FeatureSettings(_Strict):
     allow_pickle: bool = Field(
         False,
         description="Load pickle transformers (runs arbitrary code: trusted repositories only).",
+    )
+
+
+class StorageSettings(_Strict):
+    """The database of the prediction log (and rollout state) and how predictions reach it."""
+
+    database_url: str = Field(
+        "sqlite:///var/tierkit.db",
+        description="SQLAlchemy URL; a relative SQLite path is relative to the working "
+        "directory and created on demand; postgresql://... works as well.",
+    )
+    record_predictions: bool = Field(True, description="Write every answer to the log.")
+    queue_size: int = Field(10_000, gt=0, description="Records waiting; beyond, counted drops.")
+    batch_size: int = Field(500, gt=0, description="Rows per insert.")
+    flush_interval_ms: int = Field(200, gt=0, description="Longest wait before an insert.")
+    busy_timeout_ms: int = Field(5000, ge=0, description="SQLite: wait on another writer.")
+    write_retry_s: float = Field(
+        30.0, ge=0, description="Retry a failed insert this long before counting it dropped."
+    )
+    feedback_wait_ms: int = Field(
+        1000,
+        ge=0,
+        description="Feedback for an id not in the log yet waits this long (other workers' "
+        "queues) before answering 404.",
     )
 
 
@@ -99,9 +151,17 @@ class LogicSettings(BaseSettings):
         1.0, gt=0, description="How often versions and labels are read from the graph tier."
     )
     stable_label: str = "stable"
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of /admin/*; unset keeps the admin API disabled."
+    )
+    rollout_refresh_s: float = Field(
+        1.0, gt=0, description="How often workers re-read rollout state from the database."
+    )
     log: LogSettings = LogSettings()
     limits: LimitSettings = LimitSettings()
     features: FeatureSettings = FeatureSettings()
+    security: SecuritySettings = SecuritySettings()
+    storage: StorageSettings = StorageSettings()
     metrics_dir: Path | None = Field(
         None,
         description="prometheus_client multiprocess directory when workers > 1 "

@@ -22,7 +22,10 @@ def two_workers(graph: GraphTier, stack_dir: Path) -> Iterator[LogicTier]:
 
 
 def _count(metrics: str) -> float:
-    pattern = rf'^tierkit_requests_total\{{model="{MODEL}",status="200",version="\d+"\}} (\S+)$'
+    pattern = (
+        rf'^tierkit_requests_total\{{arm="[^"]*",model="{MODEL}",status="200",version="\d+"\}} '
+        r"(\S+)$"
+    )
     return sum(float(v) for v in re.findall(pattern, metrics, flags=re.M))
 
 

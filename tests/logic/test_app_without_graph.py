@@ -118,7 +118,7 @@ def test_request_id_is_echoed_or_made_and_timing_is_reported(client: TestClient)
 def test_metrics_count_requests_by_model_version_status(client: TestClient) -> None:
     client.post("/v1/models/ctr/predict", json=ctr.EXAMPLE_REQUEST)
     text = client.get("/metrics").text
-    assert 'tierkit_requests_total{model="ctr",status="503",version=""}' in text
+    assert 'tierkit_requests_total{arm="",model="ctr",status="503",version=""}' in text
     assert "tierkit_request_latency_seconds_bucket" in text
 
 

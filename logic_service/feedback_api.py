@@ -1,0 +1,178 @@
+"""``POST /v1/feedback``: the outcome of a prediction, joined to its row in the log.
+
+Body: ``{"request_id": "...", "label": 0 | 1 | <number>}`` or with ``"reward"``
+instead (or both), plus ``"index"`` for one record of a ``{"records": [...]}``
+request (required there; 0..n-1). Late and repeated feedback overwrite the
+earlier one (last write wins: a write sets both ``label`` and ``reward``, so a
+reward-only write clears an earlier label) and ``feedback_updates`` counts the
+writes. Feedback on a failed request's row is accepted but evaluation ignores it.
+
+Feedback may come faster than the writer flushes the prediction: this
+worker's queue is flushed on demand, and rows still queued in another worker
+are waited for up to ``storage.feedback_wait_ms`` before the answer is 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from logic_service.api_errors import ApiError
+from logic_service.prediction_log import MAX_ID, PredictionRecorder, predictions
+
+router = APIRouter()
+
+POLL_S = 0.05
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    request_id: str = Field(min_length=1, max_length=MAX_ID)
+    index: int | None = Field(None, ge=0)
+    label: float | None = None
+    reward: float | None = None
+
+    @field_validator("label", "reward", mode="before")
+    @classmethod
+    def _finite_number(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a number (0 or 1 for a binary label)")
+        if not math.isfinite(value):
+            raise ValueError("must be finite")
+        return float(value)
+
+
+class FeedbackAnswer(BaseModel):
+    request_id: str
+    index: int
+    model: str
+    version: int | None
+    label: float | None
+    reward: float | None
+    updates: int = Field(description="Feedback writes to this record so far (1 = first).")
+
+
+def parse_feedback(body: Any) -> Feedback:
+    """422 naming every offending field, in the logic tier's error format."""
+    if not isinstance(body, dict):
+        raise ApiError(422, "<body>: must be a JSON object with request_id and label or reward")
+    try:
+        feedback = Feedback.model_validate(body)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '<body>'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise ApiError(422, "; ".join(problems), "invalid_input") from exc
+    if feedback.label is None and feedback.reward is None:
+        raise ApiError(422, "label: give a label or a reward (a number)", "invalid_input")
+    return feedback
+
+
+def _find(engine: Engine, request_id: str) -> Any:
+    query = (
+        select(predictions.c.model, predictions.c.version, predictions.c.batch_size)
+        .where(predictions.c.request_id == request_id)
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).first()
+
+
+def _store(engine: Engine, feedback: Feedback, index: int) -> Any:
+    """Last write wins; the count of writes is kept next to the outcome."""
+    key = (predictions.c.request_id == feedback.request_id) & (predictions.c.record_index == index)
+    with engine.begin() as connection:
+        connection.execute(
+            update(predictions)
+            .where(key)
+            .values(
+                label=feedback.label,
+                reward=feedback.reward,
+                feedback_at=datetime.now(UTC),
+                feedback_updates=predictions.c.feedback_updates + 1,
+            )
+        )
+        return connection.execute(
+            select(
+                predictions.c.model,
+                predictions.c.version,
+                predictions.c.label,
+                predictions.c.reward,
+                predictions.c.feedback_updates,
+            ).where(key)
+        ).first()
+
+
+async def _locate(request: Request, engine: Engine, request_id: str) -> Any:
+    row = await run_in_threadpool(_find, engine, request_id)
+    if row is not None:
+        return row
+    recorder: PredictionRecorder | None = getattr(request.app.state, "prediction_log", None)
+    if recorder is not None:
+        await run_in_threadpool(recorder.flush, 5.0)
+    wait_s = request.app.state.settings.storage.feedback_wait_ms / 1000.0
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = await run_in_threadpool(_find, engine, request_id)
+        if row is not None or time.monotonic() >= deadline:
+            return row
+        await asyncio.sleep(POLL_S)
+
+
+@router.post(
+    "/v1/feedback",
+    response_model=FeedbackAnswer,
+    summary="Record the outcome (label or reward) of an answered prediction",
+)
+async def post_feedback(request: Request) -> Response:
+    from logic_service.app import _json, read_json_body  # the app's body rules, one place
+
+    settings = request.app.state.settings
+    feedback = parse_feedback(await read_json_body(request, settings.limits.max_body_bytes))
+    engine: Engine = request.app.state.database
+    found = await _locate(request, engine, feedback.request_id)
+    if found is None:
+        raise ApiError(404, f"no prediction with request_id {feedback.request_id!r}", "not_found")
+    index = feedback.index
+    if index is None:
+        if found.batch_size > 1:
+            raise ApiError(
+                422,
+                f"index: required, request {feedback.request_id!r} scored "
+                f"{found.batch_size} records (index 0..{found.batch_size - 1})",
+                "invalid_input",
+            )
+        index = 0
+    elif index >= found.batch_size:
+        raise ApiError(
+            422,
+            f"index: {index} out of range, request {feedback.request_id!r} scored "
+            f"{found.batch_size} record(s)",
+            "invalid_input",
+        )
+    row = await run_in_threadpool(_store, engine, feedback, index)
+    if row is None:  # a failed request's single row has index 0, so this means a race lost
+        raise ApiError(404, f"no prediction {feedback.request_id!r}[{index}]", "not_found")
+    answer = FeedbackAnswer(
+        request_id=feedback.request_id,
+        index=index,
+        model=row.model,
+        version=row.version,
+        label=row.label,
+        reward=row.reward,
+        updates=row.feedback_updates,
+    )
+    return _json(answer.model_dump())

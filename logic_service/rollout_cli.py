@@ -1,0 +1,133 @@
+"""``python -m logic_service rollout status|set|promote|rollback|switch MODEL``.
+
+A thin client of the admin API, so the CLI and HTTP callers go through the
+same validation, the same database write and the same event history. URL and
+token come from flags or ``TIERKIT_ADMIN_URL`` / ``TIERKIT_ADMIN_TOKEN``
+(prefer the variable: a flag shows in the process list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+URL_ENV = "TIERKIT_ADMIN_URL"
+TOKEN_ENV = "TIERKIT_ADMIN_TOKEN"
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help=f"logic tier base URL (default ${URL_ENV} or {DEFAULT_URL})")
+    parser.add_argument("--token", help=f"admin token (default ${TOKEN_ENV})")
+    parser.add_argument("--json", action="store_true", help="print the full JSON answer")
+    actions = parser.add_subparsers(dest="action", required=True)
+    status = actions.add_parser("status", help="spec, state and recent transitions")
+    status.add_argument("model")
+    setter = actions.add_parser("set", help="replace the rollout (a canary restarts)")
+    setter.add_argument("model")
+    source = setter.add_mutually_exclusive_group(required=True)
+    source.add_argument("--spec", help='rollout as JSON, e.g. \'{"strategy": "split", ...}\'')
+    source.add_argument("--file", type=Path, help="rollout as a JSON or YAML file")
+    setter.add_argument("--reason", help="recorded with the change")
+    for action, text in (
+        ("promote", "canary: next stage now"),
+        ("rollback", "canary: all traffic back to the baseline"),
+        ("switch", "blue-green: swap active and standby"),
+    ):
+        command = actions.add_parser(action, help=text)
+        command.add_argument("model")
+        command.add_argument("--reason", help="recorded with the transition")
+
+
+def _spec(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file is not None:
+        import yaml
+
+        try:
+            data = yaml.safe_load(args.file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"--file {args.file}: cannot read: {exc.strerror or exc}") from exc
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--file {args.file}: not valid JSON or YAML: {exc}") from exc
+    else:
+        try:
+            data = json.loads(args.spec)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--spec: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("the rollout must be a mapping of settings")
+    if args.reason:
+        data["reason"] = args.reason
+    return data
+
+
+def _summary(view: dict[str, Any]) -> str:
+    spec, state = view["spec"], view["state"]
+    lines = [f"model {view['model']}: {spec['strategy']} (revision {view['revision']})"]
+    details = {
+        "split": lambda: f"weights {spec['weights']} by {spec['key']}",
+        "canary": lambda: (
+            f"baseline {spec['baseline'] or 'stable'} -> candidate {spec['candidate']}; "
+            + (
+                "stage {stage} of {n}, {status}: {reason}".format(
+                    n=len(spec["stages"]), **state["canary"]
+                )
+                if "canary" in state
+                else "not started"
+            )
+        ),
+        "blue_green": lambda: f"active {spec['active']}, standby {spec['standby']}",
+        "bandit": lambda: f"arms {spec['arms']}, evidence {state.get('bandit', {})}",
+    }
+    if spec["strategy"] in details:
+        lines.append("  " + details[spec["strategy"]]())
+    lines.append(f"  serving versions {view['serving']}")
+    for pair in view.get("shadow", []):
+        lines.append(
+            f"  shadow {pair['primary']} -> {pair['shadow']}: {pair['compared']} compared, "
+            f"agreement {pair['agreement_rate']}"
+        )
+    for event in view["events"][-10:]:
+        lines.append(f"  event {event['kind']}: {event['reason']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import httpx
+
+    url = (args.url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        print(f"error: no admin token: pass --token or set {TOKEN_ENV}", file=sys.stderr)
+        return 2
+    path = f"{url}/admin/rollouts/{args.model}"
+    try:
+        body = _spec(args) if args.action == "set" else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.action in ("promote", "rollback", "switch"):
+        method, path, body = "POST", f"{path}/{args.action}", {"reason": args.reason}
+    else:
+        method = "PUT" if args.action == "set" else "GET"
+    try:
+        response = httpx.request(
+            method, path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach the logic tier at {url}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {"error": {"message": response.text[:500]}}
+    if response.status_code != 200:
+        message = answer.get("error", {}).get("message", response.text[:500])
+        print(f"error: HTTP {response.status_code}: {message}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2) if args.json else _summary(answer))
+    return 0
