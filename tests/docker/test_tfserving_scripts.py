@@ -162,6 +162,8 @@ def graph_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphTier]:
         "rest_api_port": str(rest_port),
         "model_config_file": str(app / "config" / "models.config"),
         "model_config_file_poll_wait_seconds": "1",
+        # the file compose mounts there (issue #6's monitoring profile scrapes it)
+        "monitoring_config_file": str(ROOT / "deploy" / "tfserving" / "monitoring.config"),
     }
     args = []
     for flag in service("tfserving")["command"]:  # the flags compose gives TF Serving
