@@ -133,6 +133,7 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
             metrics,
         )
         app.state.rollouts = rollouts
+        registry.label_names = rollouts.label_targets
         app.state.predictor = PredictService(settings, registry, client, rollouts, metrics)
         app.state.predictor.shadow = ShadowRunner(metrics)
         if storage.record_predictions:

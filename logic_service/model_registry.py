@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import logging
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,8 @@ class ModelRegistry:
         self._refreshing: dict[str, asyncio.Task] = {}
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tierkit-artifacts")
         self._loop_task: asyncio.Task | None = None
+        # Labels beyond the stable one that routing needs (set by the app from the rollouts).
+        self.label_names: Callable[[str], Iterable[str]] = lambda model: ()
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -206,9 +209,12 @@ class ModelRegistry:
         self._publish(state)
 
     async def _labels(self, model: str) -> dict[str, int]:
-        label = self.settings.stable_label
-        version = await self.client.resolve_label(model, label, self._status_timeout)
-        return {} if version is None else {label: version}
+        """The stable label plus every label a rollout of this model routes to."""
+        names = sorted({self.settings.stable_label, *self.label_names(model)})
+        versions = await asyncio.gather(
+            *(self.client.resolve_label(model, name, self._status_timeout) for name in names)
+        )
+        return {name: v for name, v in zip(names, versions, strict=True) if v is not None}
 
     def _set_reachable(self, reachable: bool, problem: str) -> None:
         if reachable != self.graph_reachable:

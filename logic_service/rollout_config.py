@@ -90,6 +90,20 @@ class RolloutSpec(_Strict):
     shadow: ShadowSpec | None = None
     holdout: HoldoutSpec | None = None
 
+    def label_targets(self) -> set[str]:
+        """Targets naming a version label, not a number: the registry must resolve them."""
+        targets = [
+            *self.weights,
+            self.baseline,
+            self.candidate,
+            self.active,
+            self.standby,
+            *self.arms,
+            self.shadow.target if self.shadow else None,
+            self.holdout.control if self.holdout else None,
+        ]
+        return {t for t in targets if t and not t.isdigit()}
+
     @field_validator("weights", mode="before")
     @classmethod
     def _weight_keys(cls, value: Any) -> Any:

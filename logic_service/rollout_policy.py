@@ -324,6 +324,11 @@ class RolloutPolicy:
 
     # ---- operator actions (admin API; run in a thread) ----------------------------------------
 
+    def label_targets(self, model: str) -> set[str]:
+        """Labels the current rollout of ``model`` routes to (from the cached record)."""
+        record = self.records.get(model)
+        return record.spec.label_targets() if record else set()
+
     def get(self, model: str) -> RolloutRecord:
         """The stored rollout; a model never given one routes by its stable label."""
         return self.store.get(model) or RolloutRecord(model, RolloutSpec())

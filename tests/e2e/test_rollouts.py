@@ -131,6 +131,23 @@ def test_split_is_sticky_per_user_over_the_wire(stack: RolloutStack) -> None:
     assert set(counts) == {1, 2} and min(counts.values()) >= 15  # 60 users, 50/50: +-4 sigma
 
 
+def test_split_by_version_labels_routes_to_the_labelled_versions(stack: RolloutStack) -> None:
+    # models.config labels stable=1 and canary=2; the registry resolves both for this split
+    stack.set({"strategy": "split", "weights": {"stable": 50, "canary": 50}, "salt": "labels"})
+    seen: Counter[int] = Counter()
+
+    def both_labels_serve() -> bool:
+        with httpx.Client() as client:
+            for user in range(40):
+                response = _predict(client, stack, user)
+                assert response.status_code == 200, response.text
+                seen[response.json()["version"]] += 1
+        return set(seen) == {1, 2}
+
+    wait_until(both_labels_serve, 15, "answers from both labelled versions")
+    assert set(seen) <= {1, 2}
+
+
 @pytest.mark.parametrize(("candidate", "breach"), [(3, "error rate"), (4, "p99")])
 def test_a_failing_canary_is_rolled_back_and_baseline_keeps_all_traffic(
     stack: RolloutStack, candidate: int, breach: str
