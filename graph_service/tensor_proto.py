@@ -18,6 +18,14 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 TensorProto = tensor_pb2.TensorProto
 
 
+# numpy arrays (and so this server) stop at 64 dimensions, below TensorShape's 254;
+# deeper tensors are a client error (400), not a crash in the runtime (500).
+NUMPY_MAX_RANK = 64
+# A request (one protobuf message) carries at most 2 GiB; a shape that would expand
+# to more (values are repeated to fill it) is refused instead of allocated.
+MAX_TENSOR_BYTES = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class DTypeInfo:
     name: str  # TensorFlow's DataTypeString, used in error messages
@@ -85,9 +93,19 @@ def to_ndarray(proto: TensorProto) -> np.ndarray:
     if shape_proto.unknown_rank:
         raise TensorParseError("tensor shape has unknown rank")
     shape = tuple(d.size for d in shape_proto.dim)
+    if len(shape) > NUMPY_MAX_RANK:
+        raise TensorParseError(
+            f"tensor of rank {len(shape)}: at most {NUMPY_MAX_RANK} dimensions are supported"
+        )
     if any(size < 0 for size in shape):
         raise TensorParseError(f"negative dimension in shape {list(shape)}")
     count = math.prod(shape)
+    # zeros ignored: numpy refuses even an empty array whose other dimensions overflow
+    if math.prod(max(size, 1) for size in shape) * info.numpy.itemsize > MAX_TENSOR_BYTES:
+        raise TensorParseError(
+            f"shape {list(shape)} of {info.name} is too large: "
+            f"a request carries at most {MAX_TENSOR_BYTES} bytes"
+        )
     if proto.dtype == types_pb2.DT_STRING:
         values = list(proto.string_val)
         out = np.empty(count, dtype=object)
