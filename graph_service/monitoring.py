@@ -160,6 +160,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.runtime_latency = Histogram(
+            "tfserving_runtime_latency_seconds",
+            "Time of the TensorFlow session run alone (one call; a whole batch when batching).",
+            ["model_name", "version", "signature_name"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.model_load = Counter(
             "tfserving_model_load",
             "Version loads by outcome (status OK or the error code).",
@@ -202,6 +209,11 @@ class Metrics:
         v = "" if version is None else str(version)
         self.request_count.labels(model_name, v, api, status).inc()
         self.request_latency.labels(model_name, v, api).observe(seconds)
+
+    def observe_runtime(
+        self, model_name: str, version: int, signature: str, seconds: float
+    ) -> None:
+        self.runtime_latency.labels(model_name, str(version), signature).observe(seconds)
 
     def observe_load(self, model_name: str, status: str, seconds: float) -> None:
         self.model_load.labels(model_name, status).inc()

@@ -233,18 +233,13 @@ class ServerCore:
                 frozenset(prepared.inputs),
                 prepared.output_aliases,
             )
-            queue = self._batcher.queue(key, _Runner(servable, prepared))
+            queue = self._batcher.queue(key, _Runner(servable, prepared, self.metrics))
             with self._batch_keys_lock:
                 self._batch_keys.setdefault((servable.name, servable.version), set()).add(key)
             return dict(await queue.submit(prepared.inputs))
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor,
-            servable.run,
-            prepared.signature_name,
-            prepared.inputs,
-            prepared.output_aliases,
-        )
+        run = _Runner(servable, prepared, self.metrics)
+        return await loop.run_in_executor(self._executor, run, prepared.inputs)
 
     async def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         async def call(served: list[int]) -> predict_pb2.PredictResponse:
@@ -392,17 +387,33 @@ class ServerCore:
 
 
 class _Runner:
-    """The batcher's model call for one queue key (a servable and its signature)."""
+    """One TensorFlow call of a servable's signature (direct, or a batch queue's call).
 
-    __slots__ = ("outputs", "servable", "signature_name")
+    It times the session run alone, so operators can tell the model's own time
+    from queueing, batching and protocol overhead.
+    """
 
-    def __init__(self, servable: Servable, prepared: PreparedRun) -> None:
+    __slots__ = ("metrics", "outputs", "servable", "signature_name")
+
+    def __init__(self, servable: Servable, prepared: PreparedRun, metrics: Metrics | None) -> None:
         self.servable = servable
         self.signature_name = prepared.signature_name
         self.outputs = prepared.output_aliases
+        self.metrics = metrics
 
     def __call__(self, inputs: dict) -> dict:
-        return self.servable.run(self.signature_name, inputs, self.outputs)
+        if self.metrics is None:
+            return self.servable.run(self.signature_name, inputs, self.outputs)
+        started = time.perf_counter()
+        try:
+            return self.servable.run(self.signature_name, inputs, self.outputs)
+        finally:
+            self.metrics.observe_runtime(
+                self.servable.name,
+                self.servable.version,
+                self.signature_name,
+                time.perf_counter() - started,
+            )
 
 
 __all__ = ["CoreOptions", "ResolvedSignature", "ServerCore", "State"]

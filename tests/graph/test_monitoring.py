@@ -79,6 +79,16 @@ def test_metrics_count_requests_by_model_version_api_and_status(graph_server):
         )
         >= 3
     )
+    # the TensorFlow run alone, apart from protocol and queueing
+    assert "# TYPE tfserving_runtime_latency_seconds histogram" in text
+    runs = sample(
+        text,
+        "tfserving_runtime_latency_seconds_count",
+        model_name="half_plus_two",
+        version="1",
+        signature_name="serving_default",
+    )
+    assert runs is not None and runs >= 3
 
 
 def test_metrics_report_load_events(graph_server):
