@@ -1,0 +1,373 @@
+"""``python -m bench graph``: the graph tier, side by side with its two bounds.
+
+For concurrency 1, 8 and 32 it measures predictions/s and p50/p95/p99 of
+
+- the model in-process (session path, no network), with and without batching:
+  the compute ceiling;
+- no-op gRPC and REST servers of the same protocol stack: the protocol ceiling;
+- ``python -m graph_service`` over gRPC and REST, without and with
+  ``--enable_batching``;
+
+then p99 of requests pinned to a serving version while a second version of the
+same model loads, against the steady state before it. Clients run in their own
+process; every cell runs a fixed time after a warmup. The whole run takes about
+``24 x (warmup + duration)`` seconds plus server start-ups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.graph_model import (
+    SIGNATURE,
+    ModelUnderTest,
+    constant_responses,
+    grpc_request,
+    prepare_model,
+    rest_body,
+)
+from bench.graph_server import GraphServer, free_port
+from bench.in_process import measure_batched, measure_threads
+from bench.load_client import LoadGenerator, LoadResult, LoadSpec
+from bench.noop_servers import NoopServers
+from bench.version_load import VersionLoadResult, measure_version_load
+from graph_service.batching_config import load_batching_parameters
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The batching configuration under test (also written into docs/benchmarks.md).
+BATCHING_PARAMETERS = """\
+max_batch_size { value: 64 }
+batch_timeout_micros { value: 0 }
+max_enqueued_batches { value: 1000 }
+num_batch_threads { value: 1 }
+"""
+
+
+@dataclass(frozen=True)
+class Cell:
+    path: str
+    protocol: str
+    batching: bool
+    concurrency: int
+    result: LoadResult
+
+    @property
+    def rate(self) -> float:
+        return self.result.completed / self.result.duration
+
+    def percentile_ms(self, q: float) -> float:
+        lat = self.result.latencies
+        return float(np.percentile(lat, q) * 1000) if lat.size else float("nan")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per cell")
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated levels")
+    parser.add_argument("--model", default="ctr", help="model name in the repository")
+    parser.add_argument("--repository", type=Path, default=REPO / "serving_models")
+    parser.add_argument("--load-concurrency", default="1,8", help="levels for the version load")
+    parser.add_argument("--load-steady", type=float, default=4.0, help="steady seconds before load")
+    parser.add_argument("--loads", type=int, default=8, help="versions published during the run")
+    parser.add_argument("--load-interval", type=float, default=1.5, help="seconds between them")
+    parser.add_argument(
+        "--parts",
+        default="in-process,noop,server,version-load",
+        help="comma-separated subset of: in-process, noop, server, version-load",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+
+
+def run(args: argparse.Namespace) -> int:
+    levels = [int(c) for c in args.concurrency.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="bench-graph-"))
+    started = time.time()
+    load_before = os.getloadavg()
+    try:
+        cells, loads = _run_all(args, levels, workdir)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report = _report(args, cells, loads, load_before, time.time() - started)
+    print(report["markdown"])
+    if args.json:
+        args.json.write_text(json.dumps(report["data"], indent=2))
+    return 0
+
+
+def _run_all(args, levels: list[int], workdir: Path) -> tuple[list[Cell], list[VersionLoadResult]]:
+    parts = set(args.parts.split(","))
+    model = prepare_model(args.repository, args.model, workdir)
+    _say(f"model: {model.origin}; input {model.input_name}[1,{model.features}]")
+    params_path = workdir / "batching_parameters.txt"
+    params_path.write_text(BATCHING_PARAMETERS)
+    params = load_batching_parameters(str(params_path))
+    cells: list[Cell] = []
+    expected = _in_process(model, params, levels, args, cells, "in-process" in parts)
+    loads: list[VersionLoadResult] = []
+    loadgen = LoadGenerator()
+    try:
+        if "noop" in parts:
+            response, body = constant_responses(model, expected)
+            grpc_port, rest_port = free_port(), free_port()
+            noop = NoopServers(grpc_port, rest_port, response, body)
+            try:
+                _protocol_cells(
+                    "no-op server",
+                    False,
+                    (grpc_port, rest_port),
+                    model,
+                    levels,
+                    args,
+                    loadgen,
+                    cells,
+                )
+            finally:
+                noop.close()
+        if "server" in parts:
+            for batching in (False, True):
+                _server_cells(
+                    model, batching, params_path, expected, workdir, levels, args, loadgen, cells
+                )
+        if "version-load" in parts:
+            for level in (int(c) for c in args.load_concurrency.split(",")):
+                _say(f"version load c={level}: clients on version 1 while new versions load")
+                loads.append(
+                    measure_version_load(
+                        model,
+                        workdir,
+                        loadgen,
+                        concurrency=level,
+                        warmup=args.warmup,
+                        steady=args.load_steady,
+                        loads=args.loads,
+                        interval=args.load_interval,
+                    )
+                )
+    finally:
+        loadgen.close()
+    return cells, loads
+
+
+def _server_cells(model, batching, params_path, expected, workdir, levels, args, loadgen, cells):
+    flags = ["--model_name=" + model.name, f"--model_base_path={model.version_dir.parent}"]
+    if batching:
+        flags += ["--enable_batching", f"--batching_parameters_file={params_path}"]
+    log = workdir / f"graph_service{'-batching' if batching else ''}.log"
+    server = GraphServer(flags, log, model.name, (int(model.version_dir.name),))
+    try:
+        _check_answers(server, model, expected)
+        ports = (server.grpc_port, server.rest_port)
+        _protocol_cells("graph_service", batching, ports, model, levels, args, loadgen, cells)
+    finally:
+        server.close()
+
+
+def _in_process(model: ModelUnderTest, params, levels, args, cells: list[Cell], measure: bool):
+    from graph_service.servable import Servable, SessionOptions
+
+    servable = Servable.load(model.name, 1, model.version_dir, SessionOptions())
+    outputs = (model.output_name,)
+
+    def predict(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return servable.run(SIGNATURE, inputs, outputs)
+
+    sample = model.sample()
+    try:
+        expected = predict(sample)[model.output_name]
+        for batching in (False, True) if measure else ():
+            for level in levels:
+                _say(f"in-process batching={batching} c={level}")
+                if batching:
+                    result = measure_batched(
+                        predict, sample, params, level, args.warmup, args.duration
+                    )
+                else:
+                    result = measure_threads(predict, sample, level, args.warmup, args.duration)
+                cells.append(Cell("in-process (session)", "-", batching, level, result))
+    finally:
+        servable.close()
+    return expected
+
+
+def _protocol_cells(path, batching, ports, model, levels, args, loadgen, cells):
+    grpc_port, rest_port = ports
+    rest_path = f"/v1/models/{model.name}:predict"
+    payloads = {"grpc": grpc_request(model), "rest": rest_body(model)}
+    for protocol in ("grpc", "rest"):
+        for level in levels:
+            _say(f"{path} {protocol} batching={batching} c={level}")
+            spec = LoadSpec(
+                protocol=protocol,
+                host="127.0.0.1",
+                port=grpc_port if protocol == "grpc" else rest_port,
+                payload=payloads[protocol],
+                concurrency=level,
+                warmup=args.warmup,
+                duration=args.duration,
+                rest_path=rest_path,
+            )
+            cells.append(Cell(path, protocol, batching, level, loadgen.run(spec)))
+
+
+def _check_answers(server: GraphServer, model: ModelUnderTest, expected: np.ndarray) -> None:
+    """Before measuring, one real answer per protocol must equal the in-process one."""
+    import httpx
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(server.channel)
+    reply = stub.Predict(predict_pb2.PredictRequest.FromString(grpc_request(model)), timeout=30)
+    got = tf.make_ndarray(reply.outputs[model.output_name])
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    answer = httpx.post(
+        f"http://127.0.0.1:{server.rest_port}/v1/models/{model.name}:predict",
+        content=rest_body(model),
+        timeout=30,
+    )
+    answer.raise_for_status()
+    np.testing.assert_allclose(np.asarray(answer.json()["predictions"]), expected, rtol=1e-5)
+
+
+def _machine() -> dict:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as info:
+        mem_kb = int(next(line for line in info if line.startswith("MemTotal")).split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def _report(
+    args, cells: list[Cell], loads: list[VersionLoadResult], load_before, elapsed: float
+) -> dict:
+    machine = _machine()
+    lines = [
+        f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['ram_gib']} GiB RAM, "
+        f"Python {machine['python']}, Linux {machine['kernel']}; load average before "
+        f"{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; run took {elapsed:.0f} s.",
+        "",
+        "| path | protocol | batching | concurrency | predictions/s | p50 ms | p95 ms | p99 ms "
+        "| errors | client CPU |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in cells:
+        cpu = 100 * c.result.client_cpu_seconds / c.result.duration
+        lines.append(
+            f"| {c.path} | {c.protocol} | {'yes' if c.batching else 'no'} | {c.concurrency} "
+            f"| {c.rate:,.0f} | {c.percentile_ms(50):.2f} | {c.percentile_ms(95):.2f} "
+            f"| {c.percentile_ms(99):.2f} | {c.result.errors} | {cpu:.0f}% |"
+        )
+    top = max(int(c) for c in args.concurrency.split(","))
+    batched = _find(cells, "graph_service", "grpc", True, top)
+    ceiling = _find(cells, "no-op server", "grpc", False, top)
+    ratio = batched.rate / ceiling.rate if batched and ceiling else float("nan")
+    load_ratio = max((load.ratio for load in loads), default=float("nan"))
+    if loads:
+        lines += [
+            "",
+            "| version load | loads (ms each) | steady p50 | steady p99 | in-flight-during-load "
+            "p50 | p99 | max | p99 ratio | errors |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+    for load in loads:
+        spans = ", ".join(f"{x * 1000:.0f}" for x in load.load_seconds)
+        lines.append(
+            f"| gRPC, concurrency {load.concurrency}, pinned to version 1 (n={load.steady.size}"
+            f" / {load.during.size}) | {load.loads}: {spans} | {load.p('steady', 50):.2f} "
+            f"| {load.p('steady', 99):.2f} | {load.p('during', 50):.2f} "
+            f"| {load.p('during', 99):.2f} | {load.p('during', 100):.2f} | {load.ratio:.2f}x "
+            f"| {load.errors} |"
+        )
+    if loads:
+        lines.append(
+            f'\nLoad windows from the {loads[0].window_source} ("Loading servable" to '
+            '"Successfully loaded", warmup included); a request counts as during a load when '
+            "it was in flight at any moment of one."
+        )
+    lines += [
+        "",
+        f"- Goal 1 (batching, gRPC, concurrency {top} >= 60% of the no-op ceiling): "
+        f"{ratio:.0%} -> {_verdict(ratio, ratio >= 0.6)}",
+        f"- Goal 2 (p99 during a version load <= 1.5x steady, worst level): {load_ratio:.2f}x -> "
+        f"{_verdict(load_ratio, load_ratio <= 1.5)}",
+    ]
+    errors = [(c, c.result.error_samples) for c in cells if c.result.errors]
+    for c, samples in errors:
+        lines.append(f"- errors in {c.path} {c.protocol} c={c.concurrency}: {samples}")
+    data = {
+        "machine": machine,
+        "cells": [
+            {
+                "path": c.path,
+                "protocol": c.protocol,
+                "batching": c.batching,
+                "concurrency": c.concurrency,
+                "rate": c.rate,
+                "p50_ms": c.percentile_ms(50),
+                "p95_ms": c.percentile_ms(95),
+                "p99_ms": c.percentile_ms(99),
+                "errors": c.result.errors,
+                "error_samples": c.result.error_samples,
+            }
+            for c in cells
+        ],
+        "version_load": [
+            {
+                "concurrency": load.concurrency,
+                "load_seconds": load.load_seconds,
+                "window_source": load.window_source,
+                "steady_p50_ms": load.p("steady", 50),
+                "steady_p99_ms": load.p("steady", 99),
+                "during_p50_ms": load.p("during", 50),
+                "during_p99_ms": load.p("during", 99),
+                "during_max_ms": load.p("during", 100),
+                "steady_n": int(load.steady.size),
+                "during_n": int(load.during.size),
+                "errors": load.errors,
+                "error_samples": load.error_samples,
+            }
+            for load in loads
+        ],
+        "goal_ratio": ratio,
+        "load_ratio": load_ratio,
+    }
+    return {"markdown": "\n".join(lines), "data": data}
+
+
+def _verdict(value: float, met: bool) -> str:
+    if value != value:  # NaN: the part was not run
+        return "not measured"
+    return "MET" if met else "MISSED"
+
+
+def _find(cells, path, protocol, batching, level) -> Cell | None:
+    for c in cells:
+        if (c.path, c.protocol, c.batching, c.concurrency) == (path, protocol, batching, level):
+            return c
+    return None
+
+
+def _say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} bench graph: {message}", flush=True)

@@ -1,0 +1,152 @@
+"""Does loading a new version disturb the version that is serving?
+
+TF Serving users report p99 spikes of 5-10x on the serving models while another
+version loads. Here clients call version 1 (pinned) of a model whose config keeps
+every version (``all {}``), and new versions 2..N+1 are published one after the
+other while they run -- several loads, because one small model loads in tens of
+milliseconds and a single window would hold too few requests for a p99.
+
+A load window runs from the server's "Loading servable" log line to its
+"Successfully loaded servable version" line (warmup included) -- TF Serving's own
+messages, so the window is the server's, not a guess from polling. A request is
+"during load" when it was in flight at any moment of a window; "steady" requests
+all started before the first version was published.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from bench.graph_model import ModelUnderTest, copy_version, grpc_request
+from bench.graph_server import AVAILABLE, GraphServer, version_states
+from bench.load_client import LoadGenerator, LoadResult, LoadSpec
+
+_LOG_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - \w+ - "
+    r"(Loading servable: |Successfully loaded servable version )"
+    r"\{name: (\S+) version: (\d+)\}"
+)
+
+
+@dataclass(frozen=True)
+class VersionLoadResult:
+    concurrency: int
+    loads: int
+    load_seconds: list[float]
+    window_source: str
+    steady: np.ndarray  # latencies in ms
+    during: np.ndarray
+    errors: int
+    error_samples: list[str]
+
+    def p(self, which: str, q: float) -> float:
+        values = getattr(self, which)
+        return float(np.percentile(values, q)) if values.size else float("nan")
+
+    @property
+    def ratio(self) -> float:
+        return self.p("during", 99) / self.p("steady", 99)
+
+
+def measure_version_load(
+    model: ModelUnderTest,
+    workdir: Path,
+    loadgen: LoadGenerator,
+    *,
+    concurrency: int,
+    warmup: float,
+    steady: float,
+    loads: int,
+    interval: float,
+) -> VersionLoadResult:
+    workdir = workdir / f"version-load-c{concurrency}"
+    base = workdir / model.name
+    copy_version(model.version_dir, base, 1)
+    config = workdir / "load.config"
+    config.write_text(
+        "model_config_list {\n  config {\n"
+        f'    name: "{model.name}"\n    base_path: "{base}"\n'
+        '    model_platform: "tensorflow"\n'
+        "    model_version_policy { all {} }\n  }\n}\n"
+    )
+    log = workdir / "graph_service-load.log"
+    server = GraphServer([f"--model_config_file={config}"], log, model.name, (1,))
+    try:
+        spec = LoadSpec(
+            protocol="grpc",
+            host="127.0.0.1",
+            port=server.grpc_port,
+            payload=grpc_request(model, version=1),
+            concurrency=concurrency,
+            warmup=warmup,
+            duration=steady + loads * interval + 1.0,
+        )
+        outcome: list[LoadResult] = []
+        client = threading.Thread(target=lambda: outcome.append(loadgen.run(spec)))
+        client.start()
+        time.sleep(warmup + steady)
+        first_publish = time.time()
+        polled: list[tuple[float, float]] = []
+        for version in range(2, loads + 2):
+            began = time.monotonic()
+            copied = time.time()
+            copy_version(model.version_dir, base, version)
+            available = _wait_available(server, version, timeout=60.0)
+            polled.append((copied, available or time.time()))
+            time.sleep(max(0.0, interval - (time.monotonic() - began)))
+        client.join()
+        windows = _log_windows(log, model.name)
+    finally:
+        server.close()
+    source = "server log"
+    if len(windows) < loads:
+        windows, source = polled, "publish-to-AVAILABLE polling (log lines not found)"
+    result = outcome[0]
+    starts, lat = result.starts, result.latencies
+    ends = starts + lat
+    in_load = np.zeros(starts.shape, dtype=bool)
+    for begin, end in windows:
+        in_load |= (starts <= end) & (ends >= begin)
+    return VersionLoadResult(
+        concurrency=concurrency,
+        loads=len(windows),
+        load_seconds=[end - begin for begin, end in windows],
+        window_source=source,
+        steady=lat[starts < first_publish] * 1000,
+        during=lat[in_load] * 1000,
+        errors=result.errors,
+        error_samples=result.error_samples,
+    )
+
+
+def _wait_available(server: GraphServer, version: int, timeout: float) -> float | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if version_states(server.channel, server.model).get(version) == AVAILABLE:
+            return time.time()
+        time.sleep(0.05)
+    return None
+
+
+def _log_windows(log: Path, model: str) -> list[tuple[float, float]]:
+    """(start, end) wall times of each load of versions >= 2, from the server's log."""
+    started: dict[int, float] = {}
+    windows: list[tuple[float, float]] = []
+    for line in log.read_text(errors="replace").splitlines():
+        match = _LOG_LINE.match(line)
+        if not match or match.group(3) != model or int(match.group(4)) < 2:
+            continue
+        when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        version = int(match.group(4))
+        if match.group(2).startswith("Loading"):
+            started[version] = when
+        elif version in started:
+            windows.append((started.pop(version), when))
+    return windows
