@@ -241,49 +241,59 @@ class ServerCore:
         run = _Runner(servable, prepared, self.metrics)
         return await loop.run_in_executor(self._executor, run, prepared.inputs)
 
-    async def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-        async def call(served: list[int]) -> predict_pb2.PredictResponse:
-            with self._acquire(request.model_spec) as servable:
-                served.append(servable.version)
-                prepared = prepare_predict(servable, request)
-                outputs = await self._run(servable, prepared)
-                return finish_predict(servable, prepared, outputs)
+    async def _serve_one(
+        self,
+        api: str,
+        spec: model_pb2.ModelSpec,
+        prepare: Callable[[Servable], PreparedRun],
+        finish: Callable[[Servable, PreparedRun, dict], T],
+    ) -> T:
+        """One signature run on one version: acquire, prepare, run, answer, observe."""
 
-        return await self._observe("Predict", request.model_spec, call)
+        async def call(served: list[int]) -> T:
+            with self._acquire(spec) as servable:
+                served.append(servable.version)
+                prepared = prepare(servable)
+                outputs = await self._run(servable, prepared)
+                return finish(servable, prepared, outputs)
+
+        return await self._observe(api, spec, call)
+
+    async def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        return await self._serve_one(
+            "Predict",
+            request.model_spec,
+            lambda servable: prepare_predict(servable, request),
+            finish_predict,
+        )
 
     async def classify(
         self, request: classification_pb2.ClassificationRequest
     ) -> classification_pb2.ClassificationResponse:
         strict = self.options.enable_signature_method_name_check
-
-        async def call(served: list[int]) -> classification_pb2.ClassificationResponse:
-            with self._acquire(request.model_spec) as servable:
-                served.append(servable.version)
-                prepared = prepare_classify(servable, request, strict)
-                outputs = await self._run(servable, prepared)
-                response = classification_pb2.ClassificationResponse()
-                response.result.CopyFrom(classification_result(prepared, outputs))
-                response.model_spec.CopyFrom(model_spec(servable, prepared.signature_name))
-                return response
-
-        return await self._observe("Classify", request.model_spec, call)
+        return await self._serve_one(
+            "Classify",
+            request.model_spec,
+            lambda servable: prepare_classify(servable, request, strict),
+            lambda servable, prepared, outputs: classification_pb2.ClassificationResponse(
+                result=classification_result(prepared, outputs),
+                model_spec=model_spec(servable, prepared.signature_name),
+            ),
+        )
 
     async def regress(
         self, request: regression_pb2.RegressionRequest
     ) -> regression_pb2.RegressionResponse:
         strict = self.options.enable_signature_method_name_check
-
-        async def call(served: list[int]) -> regression_pb2.RegressionResponse:
-            with self._acquire(request.model_spec) as servable:
-                served.append(servable.version)
-                prepared = prepare_regress(servable, request, strict)
-                outputs = await self._run(servable, prepared)
-                response = regression_pb2.RegressionResponse()
-                response.result.CopyFrom(regression_result(prepared, outputs))
-                response.model_spec.CopyFrom(model_spec(servable, prepared.signature_name))
-                return response
-
-        return await self._observe("Regress", request.model_spec, call)
+        return await self._serve_one(
+            "Regress",
+            request.model_spec,
+            lambda servable: prepare_regress(servable, request, strict),
+            lambda servable, prepared, outputs: regression_pb2.RegressionResponse(
+                result=regression_result(prepared, outputs),
+                model_spec=model_spec(servable, prepared.signature_name),
+            ),
+        )
 
     async def multi_inference(
         self, request: inference_pb2.MultiInferenceRequest
