@@ -39,13 +39,11 @@ log = logging.getLogger("graph_service")
 
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 
-# The GIL hand-over interval, set explicitly because it was measured: a shorter
-# interval (1 ms) should let request threads take the GIL from a loading or
-# warming-up version sooner, but on 2 cores at concurrency 8 it made p99 while
-# a 26 MB version loaded worse (1.6-2.2x steady state vs 1.2-1.4x at 5 ms): the
-# extra GIL hand-offs cost the request threads more than they gain. Niceing the
-# loader thread gave no consistent gain either. What keeps loads gentle is the
-# single loader thread and the paced warmup (warmup.py).
+# The GIL hand-over interval, set explicitly because it was measured: when loads
+# still ran Python's graph import, 1 ms made p99 during a load worse than 5 ms at
+# concurrency 8 (more hand-offs); with loads in C++ on an idle-class thread
+# (servable.py, low_priority.py) it no longer changes the ~4 ms stalls left at
+# concurrency 1, so the default stays.
 GIL_SWITCH_INTERVAL_S = 0.005
 
 
@@ -163,7 +161,11 @@ def _make_batcher(startup: StartupConfig, metrics: Metrics):
 
 def _bind_tcp(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only
+    # when the listening socket says TCP (proto 0 does not), and without NODELAY
+    # uvicorn's two writes per response (head, then body) wait out the client's
+    # delayed ACK: a 40 ms floor under every REST answer.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -213,6 +215,9 @@ async def serve(startup: StartupConfig) -> int:
     await loop.run_in_executor(None, core.start, startup.model_server_config)
     if options.model_config_file:
         core.configs.remember_file(options.model_config_file)
+    from graph_service.heap_freeze import freeze_after_startup
+
+    freeze_after_startup()  # before serving: a full collection would stall requests
 
     try:
         # Bind REST before gRPC starts: a client that waits for gRPC finds REST
