@@ -24,6 +24,11 @@ from graph_service.errors import ServingError
 WAIT = 30.0  # generous bound for anything that should happen promptly
 
 
+# A non-batched output: longer than any batch here, so its first dimension never
+# equals a batch's size (a 3-entry vocab was split as rows whenever a batch held 3).
+VOCAB = np.array([f"w{i}".encode() for i in range(129)])
+
+
 class Model:
     """A numpy ``run``: y = 2x + 1 per row, a row-sum output and a non-batched vocab.
 
@@ -46,7 +51,7 @@ class Model:
         return {
             "y": x * 2 + 1,
             "rowsum": x.reshape(x.shape[0], -1).sum(axis=1),
-            "vocab": np.array([b"a", b"b", b"c"]),
+            "vocab": VOCAB,
         }
 
 
@@ -93,7 +98,7 @@ def test_concurrent_callers_each_get_their_own_rows_from_merged_batches(make_sch
         result = await pending
         np.testing.assert_array_equal(result["y"], x * 2 + 1)
         np.testing.assert_array_equal(result["rowsum"], x.sum(axis=1))
-        assert result["vocab"].tolist() == [b"a", b"b", b"c"]
+        assert result["vocab"].tolist() == VOCAB.tolist()
 
     async def main() -> None:
         await asyncio.gather(*(caller(i) for i in range(200)))
@@ -290,7 +295,7 @@ def test_large_batch_splitting_runs_parts_and_reassembles_in_order(make_schedule
     result = queue.call({"x": x}, timeout=WAIT)
     np.testing.assert_array_equal(result["y"], x * 2 + 1)
     np.testing.assert_array_equal(result["rowsum"], x.sum(axis=1))
-    assert result["vocab"].tolist() == [b"a", b"b", b"c"]
+    assert result["vocab"].tolist() == VOCAB.tolist()
     assert sorted(r.size for r in records) == [2, 4, 4]
 
 
