@@ -25,7 +25,7 @@ from tensorflow_serving.apis import (
 from graph_service.errors import ServingError, invalid_argument
 from graph_service.example_proto import serialized_examples
 from graph_service.prediction import PreparedRun, signature_name_of
-from graph_service.servable import Servable
+from graph_service.servable import CallIn, Servable, run_here
 from graph_service.tensor_proto import dtype_name
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -264,9 +264,10 @@ def run_multi_inference(
     servable: Servable,
     prepared: PreparedRun,
     tasks: Sequence[tuple[str, str, tuple[str, ...]]],
+    call: CallIn = run_here,
 ) -> inference_pb2.MultiInferenceResponse:
     """Run all tasks' outputs in one session call (the examples fed to every task's
-    input tensor) and split them per task."""
+    input tensor) and split them per task; ``call`` runs the session call."""
     examples = next(iter(prepared.inputs.values()))
     feed_names: list[str] = []
     fetch_names: list[str] = []
@@ -276,7 +277,7 @@ def run_multi_inference(
         fetch_names.extend(signature.outputs[a].name for a in outputs)
     feeds = list(dict.fromkeys(feed_names))
     unique = list(dict.fromkeys(fetch_names))
-    fetched = servable.run_tensors(feeds, unique, [examples] * len(feeds))
+    fetched = servable.run_tensors(feeds, unique, [examples] * len(feeds), call)
     values = dict(zip(unique, fetched, strict=True))
     response = inference_pb2.MultiInferenceResponse()
     for method, signature_name, outputs in tasks:

@@ -1,30 +1,32 @@
-"""One loaded SavedModel version, served through a TF1 session like TF Serving does.
+"""One loaded SavedModel version, served through a session like TF Serving does.
 
 TF Serving loads every SavedModel (TF1 builder exports, ``tf.saved_model.save``
 and Keras exports alike) into a session and runs signatures by their tensor
 names; ``tf.saved_model.load`` cannot load some TF1 exports, the session path
-loads them all. Each (feeds, fetches) combination gets a cached
-C++ ``Session::MakeCallable`` (``Session._make_callable_from_options``; the
-public ``make_callable`` with feeds falls back to ``Session.run``): it skips the
-per-call pruning and the Python feed checks, about half the cost of
-``Session.run`` on small requests, and like the C++ server it does not insist
-that a feed match the placeholder's static shape. The call releases the GIL,
-so concurrent requests really overlap.
+loads them all. The load is TensorFlow's own C++ SavedModel loader and each
+run a ``TF_SessionRun``, both through the C API (``tf_c_api``): neither holds
+the GIL, so a version loading never stalls the requests of the versions that
+serve, and concurrent requests really overlap. Like the C++ server, a feed
+need not match its placeholder's static shape.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
-from tensorflow.core.protobuf import config_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 
+from graph_service.c_tensors import InputTensors, to_numpy
 from graph_service.errors import ServingError
+from graph_service.tf_c_api import CApiError, Status, TF_Output, lib
 
 log = logging.getLogger("graph_service")
 
@@ -33,7 +35,9 @@ _CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.Statu
 
 
 def status_from_tf_error(exc: BaseException) -> ServingError:
-    """Turn a TensorFlow OpError into the ServingError TF Serving would answer with."""
+    """Turn a TensorFlow error (C API status or Python OpError) into TF Serving's answer."""
+    if isinstance(exc, CApiError):
+        return ServingError(_CODES.get(exc.code, grpc.StatusCode.UNKNOWN), exc.message)
     import tensorflow as tf
 
     if isinstance(exc, tf.errors.OpError):
@@ -51,103 +55,248 @@ class SessionOptions:
     tags: tuple[str, ...] = ("serve",)
 
 
+# Where a C call runs: the caller's thread by default, or e.g. a low-priority
+# worker's (``LowPriorityWorker.call``) while a version loads and warms up.
+CallIn = Callable[..., Any]
+
+
+def run_here(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def _session_config(options: SessionOptions) -> bytes:
+    return config_pb2.ConfigProto(
+        intra_op_parallelism_threads=options.intra_op_parallelism,
+        inter_op_parallelism_threads=options.inter_op_parallelism,
+        allow_soft_placement=True,
+    ).SerializeToString()
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """The resolved feeds and fetches of one (feed names, fetch names) combination."""
+
+    feeds: ctypes.Array
+    fetches: ctypes.Array
+    # Positions in ``fetches`` of each requested fetch (duplicates fetched once).
+    order: tuple[int, ...]
+
+
 class Servable:
     """A SavedModel loaded into its own graph and session."""
 
     def __init__(
-        self,
-        name: str,
-        version: int,
-        path: Path,
-        session,
-        meta_graph,
+        self, name: str, version: int, path: Path, session: int, graph: int, meta_graph
     ) -> None:
         self.name = name
         self.version = version
         self.path = path
         self._session = session
+        self._graph = graph
         self.meta_graph = meta_graph
         self.signatures = dict(meta_graph.signature_def)
-        self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable] = {}
+        self._plans: dict[tuple[tuple[str, ...], tuple[str, ...]], _RunPlan] = {}
         self._lock = threading.Lock()
 
-    @classmethod
-    def load(cls, name: str, version: int, path: Path, options: SessionOptions) -> Servable:
-        """Load ``path`` into a fresh graph/session; raises ServingError on any failure."""
-        import tensorflow as tf
+    @staticmethod
+    def prepare_runtime(options: SessionOptions) -> None:
+        """Create TensorFlow's process-wide thread pools and devices on this thread.
 
-        v1 = tf.compat.v1
-        config = v1.ConfigProto(
-            intra_op_parallelism_threads=options.intra_op_parallelism,
-            inter_op_parallelism_threads=options.inter_op_parallelism,
-            allow_soft_placement=True,
-        )
-        graph = tf.Graph()
-        session = v1.Session(graph=graph, config=config)
+        The first session creates them, sized by its options, and their threads
+        inherit the creating thread's CPU priority: call this from a normal-priority
+        thread before any version loads on a low-priority one.
+        """
+        c = lib()
+        config = _session_config(options)
+        session_options = c.TF_NewSessionOptions()
+        graph = c.TF_NewGraph()
         try:
-            with graph.as_default():
-                meta_graph = v1.saved_model.loader.load(session, set(options.tags), str(path))
-        except Exception as exc:
-            session.close()
+            with Status() as status:
+                c.TF_SetConfig(session_options, config, len(config), status.ptr)
+                status.check()
+                session = c.TF_NewSession(graph, session_options, status.ptr)
+                status.check()
+                c.TF_CloseSession(session, status.ptr)
+                c.TF_DeleteSession(session, status.ptr)
+        finally:
+            c.TF_DeleteGraph(graph)
+            c.TF_DeleteSessionOptions(session_options)
+
+    @classmethod
+    def load(
+        cls, name: str, version: int, path: Path, options: SessionOptions, call: CallIn = run_here
+    ) -> Servable:
+        """Load ``path`` into a fresh graph/session; raises ServingError on any failure.
+
+        ``call`` runs the C++ load (everything but parsing the MetaGraphDef it returns).
+        """
+        c = lib()
+        config = _session_config(options)
+        tags = (ctypes.c_char_p * len(options.tags))(*(t.encode() for t in options.tags))
+        session_options = c.TF_NewSessionOptions()
+        graph = c.TF_NewGraph()
+        meta_buffer = c.TF_NewBuffer()
+        try:
+            with Status() as status:
+                c.TF_SetConfig(session_options, config, len(config), status.ptr)
+                status.check()
+                session = call(
+                    c.TF_LoadSessionFromSavedModel,
+                    session_options, None, str(path).encode(), tags, len(options.tags),
+                    graph, meta_buffer, status.ptr,
+                )
+                status.check()
+            meta_graph = meta_graph_pb2.MetaGraphDef.FromString(
+                ctypes.string_at(meta_buffer.contents.data, meta_buffer.contents.length)
+            )
+        except CApiError as exc:
+            c.TF_DeleteGraph(graph)
             raise _load_error(path, exc) from None
-        graph.finalize()  # nothing may add ops to a serving graph (thread safety, memory)
-        return cls(name, version, path, session, meta_graph)
+        finally:
+            c.TF_DeleteBuffer(meta_buffer)
+            c.TF_DeleteSessionOptions(session_options)
+        servable = cls(name, version, path, session, graph, meta_graph)
+        missing = _missing_checkpoint(path, meta_graph)
+        if missing is not None:
+            servable.close()
+            raise missing
+        return servable
 
     def run_tensors(
-        self, feed_names: Sequence[str], fetch_names: Sequence[str], values: Sequence[np.ndarray]
+        self,
+        feed_names: Sequence[str],
+        fetch_names: Sequence[str],
+        values: Sequence[np.ndarray],
+        call: CallIn = run_here,
     ) -> list[np.ndarray]:
-        """Run the graph: feed tensors by name, fetch tensors by name."""
+        """Run the graph: feed tensors by name, fetch tensors by name.
+
+        ``call`` runs the TF_SessionRun (warmup passes the low-priority worker's).
+        """
         key = (tuple(feed_names), tuple(fetch_names))
-        fn = self._callables.get(key)
-        if fn is None:
-            fn = self._make_callable(key)
+        plan = self._plans.get(key) or self._plan(key)
+        c = lib()
+        fetched = (ctypes.c_void_p * len(plan.fetches))()
+        inputs = InputTensors(values)
         try:
-            return list(fn(*values))
-        except Exception as exc:
+            with Status() as status:
+                call(
+                    c.TF_SessionRun,
+                    self._session, None, plan.feeds, inputs.pointers, len(plan.feeds),
+                    plan.fetches, fetched, len(plan.fetches), None, 0, None, status.ptr,
+                )
+                status.check()
+            arrays = [to_numpy(t) for t in fetched]
+        except CApiError as exc:
             raise status_from_tf_error(exc) from None
+        finally:
+            inputs.free()
+            for tensor in fetched:
+                if tensor:
+                    c.TF_DeleteTensor(tensor)
+        return [arrays[i] for i in plan.order]
 
     def run(
-        self, signature_name: str, inputs: Mapping[str, np.ndarray], output_aliases: Sequence[str]
+        self,
+        signature_name: str,
+        inputs: Mapping[str, np.ndarray],
+        output_aliases: Sequence[str],
+        call: CallIn = run_here,
     ) -> dict[str, np.ndarray]:
         """Run one signature with inputs/outputs named by their signature aliases."""
         signature = self.signatures[signature_name]
         aliases = sorted(inputs)
         feed_names = [signature.inputs[a].name for a in aliases]
         fetch_names = [signature.outputs[a].name for a in output_aliases]
-        values = self.run_tensors(feed_names, fetch_names, [inputs[a] for a in aliases])
+        values = self.run_tensors(feed_names, fetch_names, [inputs[a] for a in aliases], call)
         return dict(zip(output_aliases, values, strict=True))
 
-    def _make_callable(self, key: tuple[tuple[str, ...], tuple[str, ...]]) -> Callable:
+    def _plan(self, key: tuple[tuple[str, ...], tuple[str, ...]]) -> _RunPlan:
+        feeds, fetches = key
+        if len(set(feeds)) != len(feeds):
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Duplicate feeds in {feeds}")
+        unique = list(dict.fromkeys(fetches))
+        plan = _RunPlan(
+            feeds=(TF_Output * len(feeds))(*(self._output(n) for n in feeds)),
+            fetches=(TF_Output * len(unique))(*(self._output(n) for n in unique)),
+            order=tuple(unique.index(n) for n in fetches),
+        )
         with self._lock:
-            fn = self._callables.get(key)
-            if fn is None:
-                feeds, fetches = key
-                try:
-                    fn = self._session._make_callable_from_options(
-                        config_pb2.CallableOptions(feed=list(feeds), fetch=list(fetches))
-                    )
-                except Exception as exc:
-                    raise status_from_tf_error(exc) from None
-                self._callables[key] = fn
-            return fn
+            self._plans[key] = plan
+        return plan
+
+    def _output(self, tensor_name: str) -> TF_Output:
+        c = lib()
+        op_name, _, index = tensor_name.rpartition(":")
+        if not op_name or not index.isdigit():
+            op_name, index = tensor_name, "0"
+        operation = c.TF_GraphOperationByName(self._graph, op_name.encode())
+        if not operation or int(index) >= c.TF_OperationNumOutputs(operation):
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Tensor {tensor_name}, specified in either feed_devices or fetch_devices "
+                "was not found in the Graph",
+            )
+        return TF_Output(operation, int(index))
 
     def close(self) -> None:
         with self._lock:
-            self._callables.clear()
-        self._session.close()
+            session, self._session = self._session, None
+            self._plans.clear()
+        if not session:
+            return
+        c = lib()
+        with Status() as status:
+            c.TF_CloseSession(session, status.ptr)
+            c.TF_DeleteSession(session, status.ptr)
+        c.TF_DeleteGraph(self._graph)
 
 
-def _load_error(path: Path, exc: BaseException) -> ServingError:
-    import tensorflow as tf
+def _load_error(path: Path, exc: CApiError) -> ServingError:
+    """The C++ loader's status (TF Serving's own code and text), saying where.
 
-    if isinstance(exc, tf.errors.OpError):
-        return status_from_tf_error(exc)
-    # The loader raises plain Python errors (IOError) for unparsable/missing files.
-    message = str(exc) or type(exc).__name__
-    if "parse" in message.lower():
-        code = grpc.StatusCode.DATA_LOSS
-    elif isinstance(exc, OSError):
-        code = grpc.StatusCode.NOT_FOUND
-    else:
-        code = grpc.StatusCode.INTERNAL
-    return ServingError(code, f"Failed to load SavedModel at {path}: {message}")
+    Its text does not always name the file (a truncated saved_model.pb reads
+    "Read less bytes than requested", OUT_OF_RANGE); only on this failure path
+    is the graph file parsed again here, to say so.
+    """
+    error = status_from_tf_error(exc)
+    if str(path) in error.message:
+        return error
+    where = path
+    if "saved_model.pb" not in error.message and not _graph_file_parses(path):
+        where = path / "saved_model.pb"
+    return ServingError(error.code, f"Failed to load SavedModel at {where}: {error.message}")
+
+
+def _missing_checkpoint(path: Path, meta_graph) -> ServingError | None:
+    """A graph that restores variables, published without them, is refused here.
+
+    TF's C++ loader (so TF Serving too) treats a missing ``variables/`` as "no
+    variables; no checkpoints were restored", makes the version AVAILABLE and then
+    fails every request on it with FAILED_PRECONDITION (uninitialized variables).
+    A half-copied or damaged version must instead fail its load, so the version
+    already serving keeps the traffic.
+    """
+    if not meta_graph.saver_def.restore_op_name:
+        return None
+    index = path / "variables" / "variables.index"
+    if index.is_file():
+        return None
+    return ServingError(
+        grpc.StatusCode.DATA_LOSS,
+        f"Failed to load SavedModel at {path}: its graph restores variables "
+        f"({meta_graph.saver_def.restore_op_name}) but {index} does not exist",
+    )
+
+
+def _graph_file_parses(path: Path) -> bool:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    graph_file = path / "saved_model.pb"
+    if not graph_file.is_file():
+        return True  # nothing to blame it on (a .pbtxt export, or no graph at all)
+    try:
+        saved_model_pb2.SavedModel.FromString(graph_file.read_bytes())
+    except Exception:
+        return False
+    return True

@@ -36,6 +36,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from graph_service import heap_freeze
 from graph_service.config_reloader import ConfigReloader
 from graph_service.errors import ServingError, invalid_argument, not_found
 from graph_service.example_inference import (
@@ -48,6 +49,7 @@ from graph_service.example_inference import (
     regression_result,
     run_multi_inference,
 )
+from graph_service.low_priority import LowPriorityWorker
 from graph_service.manager import Manager, ServableHandle, State
 from graph_service.monitoring import Metrics
 from graph_service.prediction import (
@@ -118,10 +120,13 @@ class ServerCore:
         )
         self._batch_keys: dict[tuple[str, int], set] = {}
         self._batch_keys_lock = threading.Lock()
+        # Loads' C++ work runs here so serving threads win the CPU (low_priority.py).
+        self._load_worker = LowPriorityWorker()
 
     # ================================================================ lifecycle
     def start(self, config: ModelServerConfig, initial_wait_seconds: float = 600.0) -> None:
         """Apply the first config and wait for its models' first loads (as TF Serving)."""
+        Servable.prepare_runtime(self.options.session)  # before any low-priority load
         self.manager.start()
         self.configs.start(config, initial_wait_seconds)
 
@@ -129,6 +134,7 @@ class ServerCore:
         self.configs.stop()
         self.manager.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._load_worker.close()
 
     def apply_config(self, config: ModelServerConfig) -> None:
         """ReloadConfig; raises ServingError (previous config kept) when refused."""
@@ -136,13 +142,15 @@ class ServerCore:
 
     # =================================================================== loading
     def _load_servable(self, name: str, version: int, path: Path) -> Servable:
-        servable = Servable.load(name, version, path, self.options.session)
+        call = self._load_worker.call
+        servable = Servable.load(name, version, path, self.options.session, call)
         if self.options.enable_model_warmup:
             try:
-                replay_warmup(servable, self.options.num_request_iterations_for_warmup)
+                replay_warmup(servable, self.options.num_request_iterations_for_warmup, call)
             except ServingError:
                 servable.close()
                 raise
+        heap_freeze.freeze()  # the load's survivors are long-lived: keep GC off them
         return servable
 
     def _on_servable_event(

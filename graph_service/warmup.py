@@ -3,9 +3,10 @@
 TF Serving runs each recorded PredictionLog (predict, classify, regress,
 multi_inference) against the freshly loaded session so the first real request
 does not pay for lazy initialisation; a failing record fails the load. The
-replay runs on the loader thread, so it is paced: after each record the thread
-sleeps as long as the record took (capped), leaving at least half of the CPU
-and the GIL to the versions that are already serving.
+records are decoded on the loader thread and their session calls run where the
+caller says (the server's low-priority worker), and the replay is paced: after
+each record the thread sleeps as long as the record took (capped), leaving the
+CPU and the GIL to the versions that are already serving.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from graph_service.example_inference import (
     run_multi_inference,
 )
 from graph_service.prediction import finish_predict, prepare_predict
-from graph_service.servable import Servable
+from graph_service.servable import CallIn, Servable, run_here
 
 log = logging.getLogger("graph_service")
 
@@ -60,31 +61,42 @@ def _records(path: Path) -> list[bytes]:
     return records
 
 
-def _replay(servable: Servable, log_entry: prediction_log_pb2.PredictionLog) -> None:
+def _replay(
+    servable: Servable, log_entry: prediction_log_pb2.PredictionLog, call: CallIn
+) -> None:
     kind = log_entry.WhichOneof("log_type")
     if kind == "predict_log":
         prepared = prepare_predict(servable, log_entry.predict_log.request)
-        outputs = servable.run(prepared.signature_name, prepared.inputs, prepared.output_aliases)
+        outputs = servable.run(
+            prepared.signature_name, prepared.inputs, prepared.output_aliases, call
+        )
         finish_predict(servable, prepared, outputs)
     elif kind == "classify_log":
         prepared = prepare_classify(servable, log_entry.classify_log.request)
-        outputs = servable.run(prepared.signature_name, prepared.inputs, prepared.output_aliases)
+        outputs = servable.run(
+            prepared.signature_name, prepared.inputs, prepared.output_aliases, call
+        )
         classification_result(prepared, outputs)
     elif kind == "regress_log":
         prepared = prepare_regress(servable, log_entry.regress_log.request)
-        outputs = servable.run(prepared.signature_name, prepared.inputs, prepared.output_aliases)
+        outputs = servable.run(
+            prepared.signature_name, prepared.inputs, prepared.output_aliases, call
+        )
         regression_result(prepared, outputs)
     elif kind == "multi_inference_log":
         prepared, tasks = prepare_multi_inference(servable, log_entry.multi_inference_log.request)
-        run_multi_inference(servable, prepared, tasks)
+        run_multi_inference(servable, prepared, tasks, call)
     else:
         raise ServingError(
             grpc.StatusCode.UNIMPLEMENTED, f"Unsupported log_type for warmup: {kind}"
         )
 
 
-def replay_warmup(servable: Servable, iterations: int = 1) -> int:
-    """Run the version's warmup records; returns how many ran. Raises ServingError on failure."""
+def replay_warmup(servable: Servable, iterations: int = 1, call: CallIn = run_here) -> int:
+    """Run the version's warmup records; returns how many ran. Raises ServingError on failure.
+
+    ``call`` runs each session call (the server passes its low-priority worker's).
+    """
     path = warmup_path(servable.path)
     if not path.is_file():
         return 0
@@ -101,7 +113,7 @@ def replay_warmup(servable: Servable, iterations: int = 1) -> int:
         for _ in range(max(iterations, 1)):
             t0 = time.monotonic()
             try:
-                _replay(servable, entry)
+                _replay(servable, entry, call)
             except ServingError as exc:
                 raise ServingError(exc.code, f"Warmup request failed: {exc.message}") from None
             time.sleep(min(time.monotonic() - t0, MAX_PAUSE_S))

@@ -51,7 +51,8 @@ def test_broken_version_reports_its_error_while_v1_serves(model_service):
     by_version = {s.version: s for s in result.model_version_status}
     assert by_version[1].state == State.AVAILABLE
     assert by_version[2].state == State.END
-    assert by_version[2].status.error_code == grpc.StatusCode.DATA_LOSS.value[0]
+    # What TF's C++ loader (TF Serving's) reports for a truncated saved_model.pb.
+    assert by_version[2].status.error_code == grpc.StatusCode.OUT_OF_RANGE.value[0]
     assert "saved_model.pb" in by_version[2].status.error_message
 
 
