@@ -1,4 +1,4 @@
-"""``python -m bench graph [options]``: run a benchmark and print its report."""
+"""``python -m bench {graph,stack,capacity} [options]``: run a benchmark and print its report."""
 
 from __future__ import annotations
 
@@ -13,14 +13,35 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s - %(levelname)s - %(message)s")
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     tiers = parser.add_subparsers(dest="tier", required=True)
-    from bench import graph
-
-    graph.add_arguments(
-        tiers.add_parser("graph", help="graph tier: in-process, no-op ceiling, graph_service")
+    # Each benchmark's module is imported only when it runs: `graph` pulls in
+    # TensorFlow, `stack` and `capacity` must not.
+    graph = tiers.add_parser("graph", help="graph tier: in-process, no-op ceiling, graph_service")
+    stack = tiers.add_parser(
+        "stack", help="tierkit side by side with Flask, KServe and a FastAPI ceiling"
     )
+    capacity = tiers.add_parser(
+        "capacity", help="replicas needed per traffic tier, from a stack benchmark's figures"
+    )
+    chosen = (argv if argv is not None else sys.argv[1:])[:1]
+    if chosen == ["graph"]:
+        from bench import graph as graph_bench
+
+        graph_bench.add_arguments(graph)
+    elif chosen == ["stack"]:
+        from bench import stack as stack_bench
+
+        stack_bench.add_arguments(stack)
+    elif chosen == ["capacity"]:
+        from bench import capacity as capacity_bench
+
+        capacity_bench.add_arguments(capacity)
     args = parser.parse_args(argv)
     if args.tier == "graph":
-        return graph.run(args)
+        return graph_bench.run(args)
+    if args.tier == "stack":
+        return stack_bench.run(args)
+    if args.tier == "capacity":
+        return capacity_bench.run(args)
     parser.error(f"unknown tier {args.tier}")
     return 2
 
