@@ -26,14 +26,20 @@ def main(argv: list[str] | None = None) -> int:
     if chosen == ["graph"]:
         from bench import graph as graph_bench
 
+        graph.description = graph_bench.__doc__
+        graph.formatter_class = argparse.RawDescriptionHelpFormatter
         graph_bench.add_arguments(graph)
     elif chosen == ["stack"]:
         from bench import stack as stack_bench
 
+        stack.description = stack_bench.__doc__
+        stack.formatter_class = argparse.RawDescriptionHelpFormatter
         stack_bench.add_arguments(stack)
     elif chosen == ["capacity"]:
         from bench import capacity as capacity_bench
 
+        capacity.description = capacity_bench.__doc__
+        capacity.formatter_class = argparse.RawDescriptionHelpFormatter
         capacity_bench.add_arguments(capacity)
     args = parser.parse_args(argv)
     if args.tier == "graph":

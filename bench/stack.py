@@ -51,7 +51,12 @@ RELOAD_SYSTEMS = ("tierkit-grpc", "tierkit-rest")  # the first one measured gets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per cell")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        help="measured seconds per cell (wrk: whole seconds)",
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per cell")
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated levels")
     parser.add_argument(
@@ -82,8 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-timeout", type=float, default=180.0, help="seconds per start")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--no-docs", action="store_true", help="print only; write no docs")
-    parser.add_argument("--docs", type=Path, default=REPO / "docs" / "benchmarks.md")
-    parser.add_argument("--chart", type=Path, default=REPO / "docs" / "img" / "bench-stack.png")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=REPO / "docs" / "benchmarks.md",
+        help="markdown file whose bench-stack markers receive the report",
+    )
+    parser.add_argument(
+        "--chart", type=Path, default=REPO / "docs" / "img" / "bench-stack.png", help="PNG chart"
+    )
     parser.add_argument(
         "--raw", type=Path, default=REPO / "docs" / "bench-stack.json", help="raw figures with docs"
     )
