@@ -123,7 +123,14 @@ class ProcessTreeSampler:
         import psutil
 
         self._psutil = psutil
-        self._roots = [(c.label, psutil.Process(c.pid)) for c in children if c.pid is not None]
+        self._roots = []
+        for child in children:
+            if child.pid is None:
+                continue
+            try:
+                self._roots.append((child.label, psutil.Process(child.pid)))
+            except psutil.Error:  # already gone: the load run will show it as errors
+                continue
         self._interval = interval
         self._labels: dict[int, str] = {}
         self._counts: dict[str, int] = {}
