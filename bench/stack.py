@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import http_load, machine, stack_report
+from bench import http_load, machine, stack_report, wrk
 from bench.stack_lifecycle import measure_hot_reload, measure_memory_per_version, start_and_wait
 from bench.stack_processes import ProcessTreeSampler, StartFailed, stop_all
 from bench.stack_repository import DemoModel, find_demo
@@ -135,8 +135,11 @@ def _parse(args: argparse.Namespace) -> tuple[list[int], list[str], set[str]]:
 
 
 def command_line() -> str:
-    given = os.environ.get("TIERKIT_BENCH_COMMAND")
-    return given or shlex.join(["python", "-m", "bench", *sys.argv[1:]])
+    """The command as typed: ``./scripts/bench ...`` when that script launched us."""
+    launcher = os.environ.get("TIERKIT_BENCH_LAUNCHER")
+    if launcher and sys.argv[1:2] == ["stack"]:
+        return shlex.join([launcher, *sys.argv[2:]])
+    return shlex.join(["python", "-m", "bench", *sys.argv[1:]])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         _say(f"demo model: {demo.version_dir.relative_to(REPO)} and {demo.model_h5.name}")
         load = http_load.choose(args.load, workdir)
         generator = {"name": load.name, "description": load.describe()}
+        if load.name == "wrk":
+            generator["timeout_s"] = wrk.TIMEOUT_S
         _say(f"load generator: {generator['description']}")
         body = json.dumps(_record()).encode()
         options = StackOptions(args.logic_workers, args.flask_workers, args.flask_predict)

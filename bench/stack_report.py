@@ -48,6 +48,7 @@ def render(data: dict, chart: str | None = "img/bench-stack.png") -> str:
     """The markdown of one run (``chart``: the PNG's path relative to the document)."""
     machine = data["machine"]
     before, after = data["load_average_before"], data["load_average_after"]
+    generator = data["load_generator"]
     lines = [
         f"Measured {data['started']} with `{data['command']}` (took {data['elapsed_s']:.0f} s). "
         f"Load generator: **{data['load_generator']['name']}** -- "
@@ -58,10 +59,17 @@ def render(data: dict, chart: str | None = "img/bench-stack.png") -> str:
         f"before {before[0]:.2f}, after {after[0]:.2f}. The load generator shares these cores "
         "with the system it measures.",
         "",
-        f"Every cell: N keep-alive connections (N = concurrency) POSTing the demo record "
+        "Every cell: N connections (N = concurrency; kept alive where the server allows, "
+        "gunicorn's sync workers close theirs after each answer) POSTing the demo record "
         f"(`logic_service.features.ctr.EXAMPLE_REQUEST`) in a closed loop for "
         f"{data['duration_s']:g} s after {data['warmup_s']:g} s of warmup; requests/s counts "
-        "2xx answers; errors are non-2xx answers plus socket errors. CPU seconds and peak RSS "
+        "2xx answers; errors are non-2xx answers plus socket errors"
+        + (
+            f" (wrk counts a request unanswered after {generator['timeout_s']:g} s as one)"
+            if generator.get("timeout_s")
+            else ""
+        )
+        + ". CPU seconds and peak RSS "
         "are per process of the system (psutil over its process tree, sampled every 0.2 s) "
         "during the measured window. Every system's first answer was checked before it was "
         "measured: the model-serving ones agree on the sample record's score within 1e-4"

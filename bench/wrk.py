@@ -19,6 +19,7 @@ from pathlib import Path
 
 MARKER = "BENCH_WRK_JSON "
 MAX_THREADS = 2  # the machine has 2 cores; more wrk threads only compete with the server
+TIMEOUT_S = 10.0  # a request unanswered this long counts as a socket error
 
 _SCRIPT = """\
 -- written by bench/wrk.py: POST the body, count non-2xx, report JSON in done()
@@ -119,7 +120,12 @@ def threads_for(concurrency: int) -> int:
 
 
 def command(
-    wrk: str, url: str, script: Path, concurrency: int, duration: float, timeout_s: float = 10.0
+    wrk: str,
+    url: str,
+    script: Path,
+    concurrency: int,
+    duration: float,
+    timeout_s: float = TIMEOUT_S,
 ) -> list[str]:
     return [
         wrk,
