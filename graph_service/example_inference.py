@@ -265,9 +265,11 @@ def run_multi_inference(
     prepared: PreparedRun,
     tasks: Sequence[tuple[str, str, tuple[str, ...]]],
     call: CallIn = run_here,
+    timeout_s: float | None = None,
 ) -> inference_pb2.MultiInferenceResponse:
     """Run all tasks' outputs in one session call (the examples fed to every task's
-    input tensor) and split them per task; ``call`` runs the session call."""
+    input tensor) and split them per task; ``call`` runs the session call, which is
+    cancelled after ``timeout_s``."""
     examples = next(iter(prepared.inputs.values()))
     feed_names: list[str] = []
     fetch_names: list[str] = []
@@ -277,7 +279,7 @@ def run_multi_inference(
         fetch_names.extend(signature.outputs[a].name for a in outputs)
     feeds = list(dict.fromkeys(feed_names))
     unique = list(dict.fromkeys(fetch_names))
-    fetched = servable.run_tensors(feeds, unique, [examples] * len(feeds), call)
+    fetched = servable.run_tensors(feeds, unique, [examples] * len(feeds), call, timeout_s)
     values = dict(zip(unique, fetched, strict=True))
     response = inference_pb2.MultiInferenceResponse()
     for method, signature_name, outputs in tasks:

@@ -72,6 +72,7 @@ class ServerOptions:
     mixed_precision: str = ""
     skip_initialize_tpu: bool = False
     enable_grpc_healthcheck_service: bool = False
+    enforce_session_run_timeout: bool = True
     # tierkit extension (not a TF Serving flag): bind address of both listeners.
     host: str = "0.0.0.0"
 

@@ -18,6 +18,7 @@ from tensorflow_serving.apis import (
 )
 
 from graph_service.errors import ServingError
+from graph_service.request_deadline import deadline_in
 from graph_service.server_core import ServerCore
 
 log = logging.getLogger("graph_service")
@@ -32,7 +33,8 @@ DEFAULT_SERVER_OPTIONS: list[tuple[str, int | str]] = [
 
 async def _answer(api: str, context: grpc.aio.ServicerContext, call: Callable[[], Awaitable]):
     try:
-        return await call()
+        with deadline_in(context.time_remaining()):  # None when the caller set no deadline
+            return await call()
     except ServingError as exc:
         await context.abort(exc.code, exc.message)
     except grpc.aio.AbortError:

@@ -42,6 +42,7 @@ from graph_service.example_json import (
     regression_result_json,
 )
 from graph_service.json_body import error_json, parse_json_object, signature_name_of
+from graph_service.request_deadline import deadline_in
 from graph_service.tensor_json import RequestFormat, fill_predict_inputs, predict_response_json
 
 if TYPE_CHECKING:
@@ -140,8 +141,9 @@ class RestApi:
             return  # the client went away
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._timeout_s):
-                payload = await self._dispatch(method, path, body)
+            with deadline_in(self._timeout_s):
+                async with asyncio.timeout(self._timeout_s):
+                    payload = await self._dispatch(method, path, body)
             status = 200
         except ServingError as exc:
             status, payload = exc.http_status, error_json(exc.message)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 
 from graph_service.c_tensors import InputTensors, to_numpy
 from graph_service.errors import ServingError
-from graph_service.tf_c_api import CApiError, Status, TF_Output, lib
+from graph_service.tf_c_api import CApiError, Status, TF_Buffer, TF_Output, lib
 
 log = logging.getLogger("graph_service")
 
@@ -70,6 +71,22 @@ def _session_config(options: SessionOptions) -> bytes:
         inter_op_parallelism_threads=options.inter_op_parallelism,
         allow_soft_placement=True,
     ).SerializeToString()
+
+
+class _RunOptions:
+    """A serialized RunOptions in a TF_Buffer for one run, or nothing (NULL)."""
+
+    __slots__ = ("_buffer", "_data", "address")
+
+    def __init__(self, timeout_s: float | None) -> None:
+        if timeout_s is None:
+            self.address = None
+            return
+        millis = max(1, math.ceil(timeout_s * 1000))
+        self._data = config_pb2.RunOptions(timeout_in_ms=millis).SerializeToString()
+        data = ctypes.cast(ctypes.c_char_p(self._data), ctypes.c_void_p)
+        self._buffer = TF_Buffer(data, len(self._data), None)
+        self.address = ctypes.addressof(self._buffer)
 
 
 @dataclass(frozen=True)
@@ -168,22 +185,28 @@ class Servable:
         fetch_names: Sequence[str],
         values: Sequence[np.ndarray],
         call: CallIn = run_here,
+        timeout_s: float | None = None,
     ) -> list[np.ndarray]:
         """Run the graph: feed tensors by name, fetch tensors by name.
 
-        ``call`` runs the TF_SessionRun (warmup passes the low-priority worker's).
+        ``call`` runs the TF_SessionRun (warmup passes the low-priority worker's);
+        after ``timeout_s`` TensorFlow cancels the run (DEADLINE_EXCEEDED), as TF
+        Serving does with ``RunOptions.timeout_in_ms``.
         """
         key = (tuple(feed_names), tuple(fetch_names))
         plan = self._plans.get(key) or self._plan(key)
         c = lib()
         fetched = (ctypes.c_void_p * len(plan.fetches))()
+        run_options = _RunOptions(timeout_s)
         inputs = InputTensors(values)
         try:
             with Status() as status:
                 call(
                     c.TF_SessionRun,
-                    self._session, None, plan.feeds, inputs.pointers, len(plan.feeds),
-                    plan.fetches, fetched, len(plan.fetches), None, 0, None, status.ptr,
+                    self._session, run_options.address,
+                    plan.feeds, inputs.pointers, len(plan.feeds),
+                    plan.fetches, fetched, len(plan.fetches),
+                    None, 0, None, status.ptr,
                 )
                 status.check()
             arrays = [to_numpy(t) for t in fetched]
@@ -202,13 +225,16 @@ class Servable:
         inputs: Mapping[str, np.ndarray],
         output_aliases: Sequence[str],
         call: CallIn = run_here,
+        timeout_s: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Run one signature with inputs/outputs named by their signature aliases."""
         signature = self.signatures[signature_name]
         aliases = sorted(inputs)
         feed_names = [signature.inputs[a].name for a in aliases]
         fetch_names = [signature.outputs[a].name for a in output_aliases]
-        values = self.run_tensors(feed_names, fetch_names, [inputs[a] for a in aliases], call)
+        values = self.run_tensors(
+            feed_names, fetch_names, [inputs[a] for a in aliases], call, timeout_s
+        )
         return dict(zip(output_aliases, values, strict=True))
 
     def _plan(self, key: tuple[tuple[str, ...], tuple[str, ...]]) -> _RunPlan:

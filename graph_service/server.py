@@ -140,6 +140,7 @@ def _core_options(options: ServerOptions):
             tags=tuple(t for t in options.saved_model_tags.split(",") if t) or ("serve",),
         ),
         enable_signature_method_name_check=options.enable_signature_method_name_check,
+        enforce_session_run_timeout=options.enforce_session_run_timeout,
         request_threads=max(4, 2 * (os.cpu_count() or 1)),
     )
 

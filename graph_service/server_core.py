@@ -59,6 +59,7 @@ from graph_service.prediction import (
     prepare_predict,
     signature_name_of,
 )
+from graph_service.request_deadline import current_deadline
 from graph_service.servable import Servable, SessionOptions
 from graph_service.server_config import ModelServerConfig
 from graph_service.warmup import replay_warmup
@@ -88,6 +89,8 @@ class CoreOptions:
     load_retry_interval_s: float = 60.0
     session: SessionOptions = field(default_factory=SessionOptions)
     enable_signature_method_name_check: bool = False
+    # Cancel a session run at the caller's deadline (TF Serving's flag of that name).
+    enforce_session_run_timeout: bool = True
     request_threads: int = 8
     # Wait this long for new models to load before a reload answers (TF Serving
     # waits forever; a bound keeps a reload RPC from hanging on a bad path).
@@ -246,7 +249,8 @@ class ServerCore:
                 self._batch_keys.setdefault((servable.name, servable.version), set()).add(key)
             return dict(await queue.submit(prepared.inputs))
         loop = asyncio.get_running_loop()
-        run = _Runner(servable, prepared, self.metrics)
+        deadline = current_deadline() if self.options.enforce_session_run_timeout else None
+        run = _Runner(servable, prepared, self.metrics, deadline)
         return await loop.run_in_executor(self._executor, run, prepared.inputs)
 
     async def _serve_one(
@@ -315,9 +319,14 @@ class ServerCore:
                 served.append(servable.version)
                 prepared, tasks = prepare_multi_inference(servable, request, strict)
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(
-                    self._executor, run_multi_inference, servable, prepared, tasks
-                )
+                enforce = self.options.enforce_session_run_timeout
+                deadline = current_deadline() if enforce else None
+
+                def run() -> inference_pb2.MultiInferenceResponse:
+                    timeout = _time_left(deadline)
+                    return run_multi_inference(servable, prepared, tasks, timeout_s=timeout)
+
+                return await loop.run_in_executor(self._executor, run)
 
         return await self._observe("MultiInference", spec, call)
 
@@ -404,27 +413,52 @@ class ServerCore:
         return response
 
 
+def _time_left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` for the session run's timeout; None for no deadline.
+
+    A request whose deadline passed while it waited for a thread is not run at all.
+    """
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ServingError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "Deadline Exceeded: the request's deadline passed before its session run began",
+        )
+    return left
+
+
 class _Runner:
     """One TensorFlow call of a servable's signature (direct, or a batch queue's call).
 
     It times the session run alone, so operators can tell the model's own time
-    from queueing, batching and protocol overhead.
+    from queueing, batching and protocol overhead. Direct calls carry the
+    request's deadline; a batch serves many callers and runs without one.
     """
 
-    __slots__ = ("metrics", "outputs", "servable", "signature_name")
+    __slots__ = ("deadline", "metrics", "outputs", "servable", "signature_name")
 
-    def __init__(self, servable: Servable, prepared: PreparedRun, metrics: Metrics | None) -> None:
+    def __init__(
+        self,
+        servable: Servable,
+        prepared: PreparedRun,
+        metrics: Metrics | None,
+        deadline: float | None = None,
+    ) -> None:
         self.servable = servable
         self.signature_name = prepared.signature_name
         self.outputs = prepared.output_aliases
         self.metrics = metrics
+        self.deadline = deadline
 
     def __call__(self, inputs: dict) -> dict:
+        timeout = _time_left(self.deadline)
         if self.metrics is None:
-            return self.servable.run(self.signature_name, inputs, self.outputs)
+            return self.servable.run(self.signature_name, inputs, self.outputs, timeout_s=timeout)
         started = time.perf_counter()
         try:
-            return self.servable.run(self.signature_name, inputs, self.outputs)
+            return self.servable.run(self.signature_name, inputs, self.outputs, timeout_s=timeout)
         finally:
             self.metrics.observe_runtime(
                 self.servable.name,

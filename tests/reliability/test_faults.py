@@ -7,6 +7,7 @@ docs/reliability.md).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
@@ -112,26 +113,32 @@ def test_slow_model_is_504_at_its_deadline_and_other_models_are_not_starved(
         response = logic.predict(SLOW, {"seconds": 3.0})
         return response, time.monotonic() - started
 
-    # One slow run in flight: the graph tier cannot yet cancel a run at its deadline (TF
-    # Serving's --enforce_session_run_timeout), so slow runs as many as the cores would hold
-    # every TensorFlow inter-op thread; see docs/reliability.md.
-    with ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(timed_slow)
+    # More slow runs in flight than there are cores: the graph tier cancels each at its
+    # deadline (as TF Serving does with --enforce_session_run_timeout), so none of them
+    # holds a core after its caller got its 504.
+    slow_callers = 2 * (os.cpu_count() or 1)
+    with ThreadPoolExecutor(slow_callers) as pool:
+        slows = [pool.submit(timed_slow) for _ in range(slow_callers)]
         fast: list[int] = []
-        while not slow.done():  # the other model while the slow call waits for its deadline
+        while not all(s.done() for s in slows):  # the other model while slow calls wait
             fast.append(logic.predict(CTR, EXAMPLE, timeout=10).status_code)
         during = len(fast)
-        until = time.monotonic() + 2.5  # and while the abandoned run still busies the graph tier
+        until = time.monotonic() + 2.5  # and when the slow runs would still be going on
         while time.monotonic() < until:
             fast.append(logic.predict(CTR, EXAMPLE, timeout=10).status_code)
-        response, took = slow.result()
-    assert response.status_code == 504, response.text
-    assert response.json()["error"]["code"] == "graph_timeout"
-    assert 0.9 <= took < 2.9, took  # the slow model's 1 s deadline, not its 3 s run
+        outcomes = [s.result() for s in slows]
+    for response, took in outcomes:
+        assert response.status_code == 504, response.text
+        assert response.json()["error"]["code"] == "graph_timeout"
+        assert 0.9 <= took < 2.9, took  # the slow model's 1 s deadline, not its 3 s run
     assert during >= 1
     assert fast == [200] * len(fast)
     figures(
-        "slow", slow_sent=1, slow_504=1, other_model_sent=len(fast), other_model_200=fast.count(200)
+        "slow",
+        slow_sent=slow_callers,
+        slow_504=len(outcomes),
+        other_model_sent=len(fast),
+        other_model_200=fast.count(200),
     )
 
 

@@ -1,0 +1,34 @@
+"""The deadline of the request being served, from the front end to the session run.
+
+TF Serving passes the caller's deadline to ``Session::Run`` as
+``RunOptions.timeout_in_ms`` (``--enforce_session_run_timeout``, on by default),
+so a run the caller gave up on is cancelled instead of burning a core that the
+requests of other models need. Here the gRPC front end takes it from the call
+(``time_remaining()``) and the REST front end from ``--rest_api_timeout_in_ms``;
+ServerCore reads it where the run is prepared. A context variable carries it so
+the API between front ends and core stays TF Serving's request protos.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+_deadline: ContextVar[float | None] = ContextVar("graph_request_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline_in(seconds: float | None) -> Iterator[None]:
+    """Requests served inside this block must finish within ``seconds`` (None: no limit)."""
+    token = _deadline.set(None if seconds is None else time.monotonic() + max(seconds, 0.0))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def current_deadline() -> float | None:
+    """The ``time.monotonic()`` by which the current request must be answered, if any."""
+    return _deadline.get()
