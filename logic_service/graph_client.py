@@ -9,6 +9,7 @@ the predict path retries once on ``VersionNotFound``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -85,11 +86,23 @@ class GraphClient(Protocol):
     async def close(self) -> None: ...
 
 
-def create_graph_client(settings: LogicSettings) -> GraphClient:
+def create_graph_client(
+    settings: LogicSettings, on_batch: Callable[[str, int], None] | None = None
+) -> GraphClient:
+    """The protocol's client, merging concurrent predicts unless ``graph.batching`` is off."""
+    client: GraphClient
     if settings.graph.protocol == "rest":
         from logic_service.graph_client_rest import RestGraphClient
 
-        return RestGraphClient(settings.graph.rest_url)
-    from logic_service.graph_client_grpc import GrpcGraphClient
+        client = RestGraphClient(settings.graph.rest_url)
+    else:
+        from logic_service.graph_client_grpc import GrpcGraphClient
 
-    return GrpcGraphClient(settings.graph.grpc_address)
+        client = GrpcGraphClient(settings.graph.grpc_address)
+    batching = settings.graph.batching
+    if not batching.enabled:
+        return client
+    from logic_service.graph_batching import BatchingGraphClient, BatchingOptions
+
+    options = BatchingOptions(batching.max_rows, batching.max_in_flight)
+    return BatchingGraphClient(client, options, on_batch)

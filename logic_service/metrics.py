@@ -42,6 +42,7 @@ LATENCY_BUCKETS = (
     2.5,
     5.0,
 )
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 STAGE_BUCKETS = (
     0.00005,
     0.0001,
@@ -97,6 +98,13 @@ class Metrics:
             "Time of one graph-tier predict call.",
             ("model", "version", "protocol"),
             buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.graph_batch_rows = Histogram(
+            "tierkit_graph_batch_rows",
+            "Rows per graph-tier predict call made of merged requests (graph.batching).",
+            ("model",),
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.features = Histogram(

@@ -35,6 +35,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class GraphBatchingSettings(_Strict):
+    """Merge concurrent predicts of one version into one graph call (graph_batching.py)."""
+
+    enabled: bool = True
+    max_rows: int = Field(
+        64, ge=1, description="Rows in one merged call; a request this large goes alone."
+    )
+    max_in_flight: int = Field(
+        2, ge=1, description="Calls in flight per version before requests wait to be merged."
+    )
+
+
 class GraphSettings(_Strict):
     """Where and how to reach the graph tier (TF Serving or graph_service)."""
 
@@ -45,6 +57,7 @@ class GraphSettings(_Strict):
     retry_after_s: int = Field(
         1, ge=0, description="Retry-After sent with a 503 while the graph tier is unreachable."
     )
+    batching: GraphBatchingSettings = Field(default_factory=GraphBatchingSettings)
 
 
 class ModelSettings(_Strict):

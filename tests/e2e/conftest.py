@@ -24,7 +24,7 @@ import pytest
 from logic.ctr_artifacts import fitted_transformer
 
 from . import alt_features
-from .ctr_versions import publish_tensor_model, publish_version
+from .ctr_versions import publish_guarded_model, publish_tensor_model, publish_version
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "ctr"
@@ -32,7 +32,8 @@ ALT_MODEL = "ctr_alt"  # same raw schema, its own feature function and transform
 TENSOR_MODEL = "plain"  # no manifest: takes tensors
 LABELLED_MODEL = "labelled"  # versions 1 and 2 served, "stable" on 1
 SCALAR_MODEL = "scalar"  # answers one value per batch: unusable per record (502)
-MODELS = (MODEL, ALT_MODEL, TENSOR_MODEL, LABELLED_MODEL, SCALAR_MODEL)
+GUARDED_MODEL = "guarded"  # tensors; a negative value is INVALID_ARGUMENT for the whole run
+MODELS = (MODEL, ALT_MODEL, TENSOR_MODEL, LABELLED_MODEL, SCALAR_MODEL, GUARDED_MODEL)
 LABELLED_POLICY = (
     "model_version_policy { specific { versions: 1 versions: 2 } } "
     'version_labels { key: "stable" value: 1 }'
@@ -164,6 +165,7 @@ def graph(stack_dir: Path, transformer: Any) -> Iterator[GraphTier]:
     publish_tensor_model(repo, LABELLED_MODEL, 1)
     publish_tensor_model(repo, LABELLED_MODEL, 2)
     publish_tensor_model(repo, SCALAR_MODEL, 1, batch_major=False)
+    publish_guarded_model(repo, GUARDED_MODEL, 1)
     config = stack_dir / "models.config"
     config.write_text(
         "model_config_list {\n"

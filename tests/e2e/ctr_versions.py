@@ -86,6 +86,24 @@ def publish_tensor_model(repo: Path, name: str, version: int, batch_major: bool 
     return _atomic_save(repo, name, version, Plain())
 
 
+def publish_guarded_model(repo: Path, name: str, version: int) -> Path:
+    """x [-1, 3] -> y (row sums), refusing any negative x with INVALID_ARGUMENT.
+
+    TensorFlow's own assertion fails the whole run, so one caller's bad rows in
+    a merged call fail it for everybody in the call: what graph batching must undo.
+    """
+    import tensorflow as tf
+
+    class Guarded(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            checked = tf.debugging.assert_non_negative(x, message="x must be >= 0")
+            with tf.control_dependencies([checked]):
+                return {"y": tf.reduce_sum(x, axis=1, keepdims=True)}
+
+    return _atomic_save(repo, name, version, Guarded())
+
+
 def reference_scores(
     version_dir: Path, records: list[dict[str, Any]], derive: Derive = ctr.derive
 ) -> np.ndarray:
