@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -301,6 +302,7 @@ class ModelRegistry:
                 )
                 artifacts = tensor_only_version(name, version, settings.signature_name, signature)
             state.artifacts[version] = artifacts
+            gc.freeze()  # a version's transformer is long-lived: keep the collector off it
             log.info(
                 "model %s: artifacts of version %d loaded in %.0f ms",
                 name,
