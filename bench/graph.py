@@ -7,11 +7,15 @@ For concurrency 1, 8 and 32 it measures predictions/s and p50/p95/p99 of
 - no-op gRPC and REST servers of the same protocol stack: the protocol ceiling;
 - ``python -m graph_service`` over gRPC and REST, without and with
   ``--enable_batching``;
+- at the highest concurrency, the gRPC no-op awaiting the batcher (trivial
+  ``run``), then the batcher with the model's session: where the distance from
+  the ceiling to graph_service goes;
 
 then p99 of requests pinned to a serving version while a second version of the
 same model loads, against the steady state before it. Clients run in their own
 process; every cell runs a fixed time after a warmup. The whole run takes about
-``24 x (warmup + duration)`` seconds plus server start-ups.
+``26 x (warmup + duration)`` seconds plus server start-ups and the version
+loads: about four minutes with the defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.docs_section import DocsSection
 from bench.graph_model import (
     SIGNATURE,
     ModelUnderTest,
@@ -39,16 +45,21 @@ from bench.graph_model import (
 from bench.graph_server import GraphServer, free_port
 from bench.in_process import measure_batched, measure_threads
 from bench.load_client import LoadGenerator, LoadResult, LoadSpec
-from bench.noop_servers import NoopServers
+from bench.noop_servers import NoopServers, NoopSpec
 from bench.version_load import VersionLoadResult, measure_version_load
 from graph_service.batching_config import load_batching_parameters
 
 REPO = Path(__file__).resolve().parent.parent
+DOCS = DocsSection("bench-graph", "## Graph tier: figures")
 
 # The batching configuration under test (also written into docs/benchmarks.md).
+# Tuned on the 2-CPU bench machine: a 1 ms timeout lets batches fill (about +55%
+# at concurrency 32 over a timeout of 0, whose many tiny batches each cost a
+# session call and a loop wake-up) for about 1.3 ms more latency at concurrency 1;
+# 16 rows closes a batch as soon as half of 32 callers are in.
 BATCHING_PARAMETERS = """\
-max_batch_size { value: 64 }
-batch_timeout_micros { value: 0 }
+max_batch_size { value: 16 }
+batch_timeout_micros { value: 1000 }
 max_enqueued_batches { value: 1000 }
 num_batch_threads { value: 1 }
 """
@@ -79,14 +90,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repository", type=Path, default=REPO / "serving_models")
     parser.add_argument("--load-concurrency", default="1,8", help="levels for the version load")
     parser.add_argument("--load-steady", type=float, default=4.0, help="steady seconds before load")
-    parser.add_argument("--loads", type=int, default=8, help="versions published during the run")
-    parser.add_argument("--load-interval", type=float, default=1.5, help="seconds between them")
+    parser.add_argument("--loads", type=int, default=16, help="versions published during the run")
+    parser.add_argument("--load-interval", type=float, default=1.25, help="seconds between them")
     parser.add_argument(
         "--parts",
-        default="in-process,noop,server,version-load",
-        help="comma-separated subset of: in-process, noop, server, version-load",
+        default="in-process,noop,breakdown,server,version-load",
+        help="comma-separated subset of: in-process, noop, breakdown, server, version-load",
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="also write the report between the bench-graph markers of this markdown file "
+        "(e.g. docs/benchmarks.md)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
 
 
@@ -95,15 +112,20 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-graph-"))
     started = time.time()
     load_before = os.getloadavg()
+    cpu_before = _cpu_times()
     try:
         cells, loads = _run_all(args, levels, workdir)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    report = _report(args, cells, loads, load_before, time.time() - started)
+    steal = _steal_share(cpu_before, _cpu_times())
+    report = _report(args, cells, loads, load_before, time.time() - started, steal)
     print(report["markdown"])
     if args.json:
         args.json.write_text(json.dumps(report["data"], indent=2))
+    if args.docs:
+        DOCS.write(args.docs, report["markdown"])
+        _say(f"wrote the report into {args.docs}")
     return 0
 
 
@@ -121,21 +143,14 @@ def _run_all(args, levels: list[int], workdir: Path) -> tuple[list[Cell], list[V
     try:
         if "noop" in parts:
             response, body = constant_responses(model, expected)
-            grpc_port, rest_port = free_port(), free_port()
-            noop = NoopServers(grpc_port, rest_port, response, body)
+            ports = (free_port(), free_port())
+            noop = NoopServers(NoopSpec(*ports, response, body))
             try:
-                _protocol_cells(
-                    "no-op server",
-                    False,
-                    (grpc_port, rest_port),
-                    model,
-                    levels,
-                    args,
-                    loadgen,
-                    cells,
-                )
+                _protocol_cells("no-op server", False, ports, model, levels, args, loadgen, cells)
             finally:
                 noop.close()
+        if "breakdown" in parts:
+            _breakdown(model, expected, max(levels), args, loadgen, cells)
         if "server" in parts:
             for batching in (False, True):
                 _server_cells(
@@ -159,6 +174,30 @@ def _run_all(args, levels: list[int], workdir: Path) -> tuple[list[Cell], list[V
     finally:
         loadgen.close()
     return cells, loads
+
+
+def _breakdown(model, expected, level, args, loadgen, cells) -> None:
+    """The gRPC no-op again, awaiting the batcher, then the batcher and the session."""
+    response, body = constant_responses(model, expected)
+    for stage, label in (("batcher", "no-op + batcher"), ("session", "no-op + batcher + session")):
+        ports = (free_port(), free_port())
+        spec = NoopSpec(
+            *ports,
+            response,
+            body,
+            stage=stage,
+            model_dir=model.version_dir,
+            signature=SIGNATURE,
+            input_name=model.input_name,
+            output_name=model.output_name,
+            features=model.features,
+            batching_parameters=BATCHING_PARAMETERS,
+        )
+        noop = NoopServers(spec)
+        try:
+            _protocol_cells(label, True, ports, model, [level], args, loadgen, cells, ("grpc",))
+        finally:
+            noop.close()
 
 
 def _server_cells(model, batching, params_path, expected, workdir, levels, args, loadgen, cells):
@@ -202,11 +241,13 @@ def _in_process(model: ModelUnderTest, params, levels, args, cells: list[Cell], 
     return expected
 
 
-def _protocol_cells(path, batching, ports, model, levels, args, loadgen, cells):
+def _protocol_cells(
+    path, batching, ports, model, levels, args, loadgen, cells, protocols=("grpc", "rest")
+):
     grpc_port, rest_port = ports
     rest_path = f"/v1/models/{model.name}:predict"
     payloads = {"grpc": grpc_request(model), "rest": rest_body(model)}
-    for protocol in ("grpc", "rest"):
+    for protocol in protocols:
         for level in levels:
             _say(f"{path} {protocol} batching={batching} c={level}")
             spec = LoadSpec(
@@ -259,14 +300,42 @@ def _machine() -> dict:
     }
 
 
+def _cpu_times() -> list[int]:
+    """The aggregate CPU line of /proc/stat (empty where there is none)."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return []
+
+
+def _steal_share(before: list[int], after: list[int]) -> float | None:
+    """CPU time the hypervisor took from this machine during the run, as a share."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    delta = [b - a for a, b in zip(before, after, strict=False)]
+    total = sum(delta)
+    return delta[7] / total if total > 0 else None
+
+
 def _report(
-    args, cells: list[Cell], loads: list[VersionLoadResult], load_before, elapsed: float
+    args,
+    cells: list[Cell],
+    loads: list[VersionLoadResult],
+    load_before,
+    elapsed: float,
+    steal: float | None = None,
 ) -> dict:
     machine = _machine()
+    command = "python -m bench graph " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
+    stolen = f"; CPU steal by the hypervisor {steal:.1%}" if steal is not None else ""
     lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with "
+        f"`{command.strip() or 'python -m bench graph'}`.",
+        "",
         f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['ram_gib']} GiB RAM, "
         f"Python {machine['python']}, Linux {machine['kernel']}; load average before "
-        f"{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}; run took {elapsed:.0f} s.",
+        f"{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}{stolen}; run took {elapsed:.0f} s.",
         "",
         "| path | protocol | batching | concurrency | predictions/s | p50 ms | p95 ms | p99 ms "
         "| errors | client CPU |",

@@ -13,9 +13,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-BEGIN = "<!-- bench-stack:begin -->"
-END = "<!-- bench-stack:end -->"
+from bench.docs_section import DocsSection
+
 SECTION = "## Side by side: tierkit and the recipes users run today"
+DOCS = DocsSection("bench-stack", SECTION)
+BEGIN, END = DOCS.begin, DOCS.end
 BASELINE = "tierkit-grpc"
 PEERS = ("flask-one-tier", "flask-two-tier", "kserve")  # the recipes (not tierkit, not the bound)
 
@@ -260,23 +262,11 @@ def _targets(data: dict) -> list[str]:
 
 def place_in_docs(document: str, markdown: str) -> str:
     """``document`` with ``markdown`` between the markers (the section is added when missing)."""
-    block = f"{BEGIN}\n{markdown.strip()}\n{END}"
-    if BEGIN in document and END in document and document.index(BEGIN) < document.index(END):
-        head, rest = document.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        return head + block + tail
-    separator = (
-        ""
-        if not document or document.endswith("\n\n")
-        else ("\n" if document.endswith("\n") else "\n\n")
-    )
-    return f"{document}{separator}{SECTION}\n\n{block}\n"
+    return DOCS.place(document, markdown)
 
 
 def write_docs(path: Path, markdown: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(place_in_docs(text, markdown))
+    DOCS.write(path, markdown)
 
 
 def write_chart(data: dict, path: Path) -> None:
