@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import machine
 from bench.docs_section import DocsSection
 from bench.graph_model import (
     SIGNATURE,
@@ -112,13 +112,13 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-graph-"))
     started = time.time()
     load_before = os.getloadavg()
-    cpu_before = _cpu_times()
+    cpu_before = machine.cpu_times()
     try:
         cells, loads = _run_all(args, levels, workdir)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    steal = _steal_share(cpu_before, _cpu_times())
+    steal = machine.steal_share(cpu_before, machine.cpu_times())
     report = _report(args, cells, loads, load_before, time.time() - started, steal)
     print(report["markdown"])
     if args.json:
@@ -282,42 +282,6 @@ def _check_answers(server: GraphServer, model: ModelUnderTest, expected: np.ndar
     np.testing.assert_allclose(np.asarray(answer.json()["predictions"]), expected, rtol=1e-5)
 
 
-def _machine() -> dict:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as info:
-        mem_kb = int(next(line for line in info if line.startswith("MemTotal")).split()[1])
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(mem_kb / 2**20, 1),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
-
-
-def _cpu_times() -> list[int]:
-    """The aggregate CPU line of /proc/stat (empty where there is none)."""
-    try:
-        with open("/proc/stat") as stat:
-            return [int(x) for x in stat.readline().split()[1:]]
-    except OSError:
-        return []
-
-
-def _steal_share(before: list[int], after: list[int]) -> float | None:
-    """CPU time the hypervisor took from this machine during the run, as a share."""
-    if len(before) < 8 or len(after) < 8:
-        return None
-    delta = [b - a for a, b in zip(before, after, strict=False)]
-    total = sum(delta)
-    return delta[7] / total if total > 0 else None
-
-
 def _report(
     args,
     cells: list[Cell],
@@ -326,15 +290,15 @@ def _report(
     elapsed: float,
     steal: float | None = None,
 ) -> dict:
-    machine = _machine()
+    described = machine.describe()
     command = "python -m bench graph " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
     stolen = f"; CPU steal by the hypervisor {steal:.1%}" if steal is not None else ""
     lines = [
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with "
         f"`{command.strip() or 'python -m bench graph'}`.",
         "",
-        f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['ram_gib']} GiB RAM, "
-        f"Python {machine['python']}, Linux {machine['kernel']}; load average before "
+        f"Machine: {described['nproc']} CPUs ({described['cpu']}), {described['ram_gib']} GiB RAM, "
+        f"Python {described['python']}, Linux {described['kernel']}; load average before "
         f"{load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}{stolen}; run took {elapsed:.0f} s.",
         "",
         "| path | protocol | batching | concurrency | predictions/s | p50 ms | p95 ms | p99 ms "
@@ -386,7 +350,7 @@ def _report(
     for c, samples in errors:
         lines.append(f"- errors in {c.path} {c.protocol} c={c.concurrency}: {samples}")
     data = {
-        "machine": machine,
+        "machine": described,
         "cells": [
             {
                 "path": c.path,

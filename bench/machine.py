@@ -43,3 +43,24 @@ def describe() -> dict:
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages."""
     return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_times() -> list[int]:
+    """The aggregate CPU line of /proc/stat (empty where there is none)."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return []
+
+
+def steal_share(before: list[int], after: list[int]) -> float | None:
+    """CPU time the hypervisor took from this machine between two ``cpu_times()``, as a share.
+
+    On a shared VM the host's other tenants change the numbers; this says how much.
+    """
+    if len(before) < 8 or len(after) < 8:
+        return None
+    delta = [b - a for a, b in zip(before, after, strict=False)]
+    total = sum(delta)
+    return delta[7] / total if total > 0 else None

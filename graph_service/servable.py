@@ -12,11 +12,12 @@ need not match its placeholder's static shape.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,23 @@ def run_here(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
-def _session_config(options: SessionOptions) -> bytes:
-    return config_pb2.ConfigProto(
+@contextlib.contextmanager
+def _session_options(options: SessionOptions) -> Iterator[int]:
+    """TF_SessionOptions carrying the ConfigProto every session of the server gets."""
+    c = lib()
+    config = config_pb2.ConfigProto(
         intra_op_parallelism_threads=options.intra_op_parallelism,
         inter_op_parallelism_threads=options.inter_op_parallelism,
         allow_soft_placement=True,
     ).SerializeToString()
+    session_options = c.TF_NewSessionOptions()
+    try:
+        with Status() as status:
+            c.TF_SetConfig(session_options, config, len(config), status.ptr)
+            status.check()
+        yield session_options
+    finally:
+        c.TF_DeleteSessionOptions(session_options)
 
 
 class _RunOptions:
@@ -124,20 +136,15 @@ class Servable:
         thread before any version loads on a low-priority one.
         """
         c = lib()
-        config = _session_config(options)
-        session_options = c.TF_NewSessionOptions()
         graph = c.TF_NewGraph()
         try:
-            with Status() as status:
-                c.TF_SetConfig(session_options, config, len(config), status.ptr)
-                status.check()
+            with _session_options(options) as session_options, Status() as status:
                 session = c.TF_NewSession(graph, session_options, status.ptr)
                 status.check()
                 c.TF_CloseSession(session, status.ptr)
                 c.TF_DeleteSession(session, status.ptr)
         finally:
             c.TF_DeleteGraph(graph)
-            c.TF_DeleteSessionOptions(session_options)
 
     @classmethod
     def load(
@@ -148,15 +155,11 @@ class Servable:
         ``call`` runs the C++ load (everything but parsing the MetaGraphDef it returns).
         """
         c = lib()
-        config = _session_config(options)
         tags = (ctypes.c_char_p * len(options.tags))(*(t.encode() for t in options.tags))
-        session_options = c.TF_NewSessionOptions()
         graph = c.TF_NewGraph()
         meta_buffer = c.TF_NewBuffer()
         try:
-            with Status() as status:
-                c.TF_SetConfig(session_options, config, len(config), status.ptr)
-                status.check()
+            with _session_options(options) as session_options, Status() as status:
                 session = call(
                     c.TF_LoadSessionFromSavedModel,
                     session_options, None, str(path).encode(), tags, len(options.tags),
@@ -171,7 +174,6 @@ class Servable:
             raise _load_error(path, exc) from None
         finally:
             c.TF_DeleteBuffer(meta_buffer)
-            c.TF_DeleteSessionOptions(session_options)
         servable = cls(name, version, path, session, graph, meta_graph)
         missing = _missing_checkpoint(path, meta_graph)
         if missing is not None:

@@ -234,6 +234,10 @@ class ServerCore:
             grpc.StatusCode.INTERNAL, f"Internal error in {api}: {type(exc).__name__}: {exc}"
         )
 
+    def _run_deadline(self) -> float | None:
+        """The request's deadline for its session run, unless runs are not to be cut short."""
+        return current_deadline() if self.options.enforce_session_run_timeout else None
+
     async def _run(self, servable: Servable, prepared: PreparedRun) -> dict:
         """One graph call: through the batcher when enabled, else on the thread pool."""
         if self._batcher is not None:
@@ -249,8 +253,7 @@ class ServerCore:
                 self._batch_keys.setdefault((servable.name, servable.version), set()).add(key)
             return dict(await queue.submit(prepared.inputs))
         loop = asyncio.get_running_loop()
-        deadline = current_deadline() if self.options.enforce_session_run_timeout else None
-        run = _Runner(servable, prepared, self.metrics, deadline)
+        run = _Runner(servable, prepared, self.metrics, self._run_deadline())
         return await loop.run_in_executor(self._executor, run, prepared.inputs)
 
     async def _serve_one(
@@ -319,8 +322,7 @@ class ServerCore:
                 served.append(servable.version)
                 prepared, tasks = prepare_multi_inference(servable, request, strict)
                 loop = asyncio.get_running_loop()
-                enforce = self.options.enforce_session_run_timeout
-                deadline = current_deadline() if enforce else None
+                deadline = self._run_deadline()
 
                 def run() -> inference_pb2.MultiInferenceResponse:
                     timeout = _time_left(deadline)

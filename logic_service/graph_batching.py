@@ -35,14 +35,9 @@ from logic_service.graph_client import (
     VersionStatus,
 )
 from logic_service.manifest import SignatureSpec
+from logic_service.settings import GraphBatchingSettings
 
 OnBatch = Callable[[str, int], None]  # (model, rows) of each merged call
-
-
-@dataclass(frozen=True)
-class BatchingOptions:
-    max_rows: int = 64
-    max_in_flight: int = 2
 
 
 @dataclass
@@ -63,7 +58,10 @@ class BatchingGraphClient:
     """A GraphClient that merges concurrent predicts of one lane into one call."""
 
     def __init__(
-        self, client: GraphClient, options: BatchingOptions, on_batch: OnBatch | None = None
+        self,
+        client: GraphClient,
+        options: GraphBatchingSettings,
+        on_batch: OnBatch | None = None,
     ) -> None:
         self._client = client
         self._options = options

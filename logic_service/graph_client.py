@@ -99,10 +99,8 @@ def create_graph_client(
         from logic_service.graph_client_grpc import GrpcGraphClient
 
         client = GrpcGraphClient(settings.graph.grpc_address)
-    batching = settings.graph.batching
-    if not batching.enabled:
+    if not settings.graph.batching.enabled:
         return client
-    from logic_service.graph_batching import BatchingGraphClient, BatchingOptions
+    from logic_service.graph_batching import BatchingGraphClient
 
-    options = BatchingOptions(batching.max_rows, batching.max_in_flight)
-    return BatchingGraphClient(client, options, on_batch)
+    return BatchingGraphClient(client, settings.graph.batching, on_batch)

@@ -15,10 +15,11 @@ import httpx
 import numpy as np
 import pytest
 
-from logic_service.graph_batching import BatchingGraphClient, BatchingOptions
+from logic_service.graph_batching import BatchingGraphClient
 from logic_service.graph_client import GraphRejected
 from logic_service.graph_client_grpc import GrpcGraphClient
 from logic_service.graph_client_rest import RestGraphClient
+from logic_service.settings import GraphBatchingSettings
 
 from .conftest import GUARDED_MODEL, TENSOR_MODEL, GraphTier, LogicTier
 
@@ -45,7 +46,7 @@ def test_concurrent_callers_share_one_call_and_get_their_own_rows(
 
     async def main() -> list[dict[str, np.ndarray]]:
         client = BatchingGraphClient(
-            _client(graph, protocol), BatchingOptions(max_rows=64, max_in_flight=1),
+            _client(graph, protocol), GraphBatchingSettings(max_rows=64, max_in_flight=1),
             lambda _model, rows: batches.append(rows),
         )
         try:
@@ -72,7 +73,7 @@ def test_concurrent_callers_share_one_call_and_get_their_own_rows(
 def test_a_bad_tensor_fails_only_its_caller(graph: GraphTier, protocol: str) -> None:
     async def main() -> list[object]:
         client = BatchingGraphClient(
-            _client(graph, protocol), BatchingOptions(max_rows=64, max_in_flight=1)
+            _client(graph, protocol), GraphBatchingSettings(max_rows=64, max_in_flight=1)
         )
         try:
             calls = []
