@@ -201,7 +201,10 @@ class Manager:
     def _release(self, entry: VersionEntry) -> None:
         with self._lock:
             entry.handles -= 1
-            if entry.handles == 0:
+            # Only an unload waits for a version's last handle. Notifying on every
+            # request's release woke the loader thread once per request, for a GIL
+            # round trip and a context switch on the serving path.
+            if entry.handles == 0 and entry.state == State.UNLOADING:
                 self._changed.notify_all()
 
     # ------------------------------------------------------------------- status
