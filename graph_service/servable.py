@@ -56,6 +56,21 @@ class SessionOptions:
     inter_op_parallelism: int = 0
     tags: tuple[str, ...] = ("serve",)
 
+    @property
+    def runs_in_caller_thread(self) -> bool:
+        """Whether runs without a deadline execute their graph on the calling thread.
+
+        With the default pool size (0) a run's ops are handed to TensorFlow's
+        inter-op pool and the caller sleeps until they are done: two thread
+        wake-ups per run, each a chance to wait behind another thread on a busy
+        machine. Running them on the caller (``RunOptions.inter_op_thread_pool
+        = -1``) saves both; concurrent runs still overlap, each on its own
+        request or batch thread, and big ops still use the intra-op pool. A
+        run with a deadline keeps the pool: only then can TensorFlow cancel it
+        while it runs. An explicit pool size (the flag > 0) is kept as given.
+        """
+        return self.inter_op_parallelism == 0
+
 
 # Where a C call runs: the caller's thread by default, or e.g. a low-priority
 # worker's (``LowPriorityWorker.call``) while a version loads and warms up.
@@ -86,19 +101,30 @@ def _session_options(options: SessionOptions) -> Iterator[int]:
 
 
 class _RunOptions:
-    """A serialized RunOptions in a TF_Buffer for one run, or nothing (NULL)."""
+    """A serialized RunOptions in a TF_Buffer, or nothing (NULL)."""
 
     __slots__ = ("_buffer", "_data", "address")
 
-    def __init__(self, timeout_s: float | None) -> None:
-        if timeout_s is None:
+    def __init__(self, options: config_pb2.RunOptions | None) -> None:
+        if options is None:
             self.address = None
             return
-        millis = max(1, math.ceil(timeout_s * 1000))
-        self._data = config_pb2.RunOptions(timeout_in_ms=millis).SerializeToString()
+        self._data = options.SerializeToString()
         data = ctypes.cast(ctypes.c_char_p(self._data), ctypes.c_void_p)
         self._buffer = TF_Buffer(data, len(self._data), None)
         self.address = ctypes.addressof(self._buffer)
+
+    @classmethod
+    def for_run(cls, timeout_s: float | None, caller_thread: bool) -> _RunOptions:
+        if timeout_s is not None:
+            millis = max(1, math.ceil(timeout_s * 1000))
+            return cls(config_pb2.RunOptions(timeout_in_ms=millis))
+        return _IN_CALLER_THREAD if caller_thread else _DEFAULT_RUN
+
+
+# Shared by every run they fit: TensorFlow only reads the buffer.
+_DEFAULT_RUN = _RunOptions(None)
+_IN_CALLER_THREAD = _RunOptions(config_pb2.RunOptions(inter_op_thread_pool=-1))
 
 
 @dataclass(frozen=True)
@@ -115,7 +141,14 @@ class Servable:
     """A SavedModel loaded into its own graph and session."""
 
     def __init__(
-        self, name: str, version: int, path: Path, session: int, graph: int, meta_graph
+        self,
+        name: str,
+        version: int,
+        path: Path,
+        session: int,
+        graph: int,
+        meta_graph,
+        caller_thread: bool = False,
     ) -> None:
         self.name = name
         self.version = version
@@ -126,6 +159,7 @@ class Servable:
         self.signatures = dict(meta_graph.signature_def)
         self._plans: dict[tuple[tuple[str, ...], tuple[str, ...]], _RunPlan] = {}
         self._lock = threading.Lock()
+        self._caller_thread = caller_thread
 
     @staticmethod
     def prepare_runtime(options: SessionOptions) -> None:
@@ -152,9 +186,12 @@ class Servable:
     ) -> Servable:
         """Load ``path`` into a fresh graph/session; raises ServingError on any failure.
 
-        ``call`` runs the C++ load (everything but parsing the MetaGraphDef it returns).
+        ``call`` runs the C++ load (everything but parsing the MetaGraphDef it returns);
+        its restore and init runs execute on that same thread where the options
+        allow it (``SessionOptions.runs_in_caller_thread``), so at its priority.
         """
         c = lib()
+        load_run = _RunOptions.for_run(None, options.runs_in_caller_thread)
         tags = (ctypes.c_char_p * len(options.tags))(*(t.encode() for t in options.tags))
         graph = c.TF_NewGraph()
         meta_buffer = c.TF_NewBuffer()
@@ -162,7 +199,8 @@ class Servable:
             with _session_options(options) as session_options, Status() as status:
                 session = call(
                     c.TF_LoadSessionFromSavedModel,
-                    session_options, None, str(path).encode(), tags, len(options.tags),
+                    session_options, load_run.address, str(path).encode(), tags,
+                    len(options.tags),
                     graph, meta_buffer, status.ptr,
                 )
                 status.check()
@@ -174,7 +212,9 @@ class Servable:
             raise _load_error(path, exc) from None
         finally:
             c.TF_DeleteBuffer(meta_buffer)
-        servable = cls(name, version, path, session, graph, meta_graph)
+        servable = cls(
+            name, version, path, session, graph, meta_graph, options.runs_in_caller_thread
+        )
         missing = _missing_checkpoint(path, meta_graph)
         if missing is not None:
             servable.close()
@@ -199,7 +239,7 @@ class Servable:
         plan = self._plans.get(key) or self._plan(key)
         c = lib()
         fetched = (ctypes.c_void_p * len(plan.fetches))()
-        run_options = _RunOptions(timeout_s)
+        run_options = _RunOptions.for_run(timeout_s, self._caller_thread)
         inputs = InputTensors(values)
         try:
             with Status() as status:

@@ -174,3 +174,39 @@ def test_a_version_published_without_its_variables_fails_to_load(tmp_path: Path)
         Servable.load("scale", 1, path, SessionOptions())
     assert caught.value.code == grpc.StatusCode.DATA_LOSS
     assert "variables.index does not exist" in caught.value.message
+
+
+def _pool_wakeups() -> int:
+    """Voluntary context switches of this process's TensorFlow inter-op pool threads."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            if not (task / "comm").read_text().startswith("tf_Compute"):
+                continue
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        total += int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return total
+
+
+@pytest.mark.skipif(not LINUX, reason="reads /proc")
+def test_runs_without_a_deadline_stay_on_the_calling_thread_and_runs_with_one_do_not(
+    servable: Servable,
+) -> None:
+    # Without a deadline nothing needs TensorFlow's pool: its threads stay asleep.
+    # With one the pool runs the graph, so that the deadline can cancel it mid-run.
+    inputs = {name: values for name, _, values in DTYPE_CASES}
+    inputs["text"] = np.array([b"a"], dtype=object)
+    outputs = ["f64_out"]
+    servable.run("serving_default", inputs, outputs)  # plan cached, pool created
+    before = _pool_wakeups()
+    for _ in range(200):
+        servable.run("serving_default", inputs, outputs)
+    in_caller = _pool_wakeups() - before
+    before = _pool_wakeups()
+    for _ in range(200):
+        servable.run("serving_default", inputs, outputs, timeout_s=30.0)
+    on_pool = _pool_wakeups() - before
+    assert in_caller < 20, (in_caller, on_pool)
+    assert on_pool >= 200, (in_caller, on_pool)
