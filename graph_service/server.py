@@ -39,12 +39,15 @@ log = logging.getLogger("graph_service")
 
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 
-# The GIL hand-over interval, set explicitly because it was measured: when loads
-# still ran Python's graph import, 1 ms made p99 during a load worse than 5 ms at
-# concurrency 8 (more hand-offs); with loads in C++ on an idle-class thread
-# (servable.py, low_priority.py) it no longer changes the ~4 ms stalls left at
-# concurrency 1, so the default stays.
-GIL_SWITCH_INTERVAL_S = 0.005
+# The GIL hand-over interval, set explicitly because it was measured (python -m
+# bench graph, 2-CPU machine). When loads still ran Python's graph import, 1 ms
+# made p99 during a load worse than 5 ms at concurrency 8 (more hand-offs). With
+# loads in C++ on an idle-class thread it no longer changes p99 during loads
+# (1.20x against 1.21x at concurrency 8, 2.2x either way at 1), while a batch
+# thread back from TensorFlow waits up to this long for the GIL the event loop
+# holds: 1 ms gave batched gRPC at concurrency 32 2,611 / 2,787 / 2,912
+# predictions/s against 2,357 / 2,346 / 2,607 with 5 ms, three runs each.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 class StartupError(Exception):
