@@ -46,7 +46,7 @@ from bench.graph_server import GraphServer, free_port
 from bench.in_process import measure_batched, measure_threads
 from bench.load_client import LoadGenerator, LoadResult, LoadSpec
 from bench.noop_servers import NoopServers, NoopSpec
-from bench.version_load import VersionLoadResult, measure_version_load
+from bench.version_load import VersionLoadResult, measure_busy_core, measure_version_load
 from graph_service.batching_config import load_batching_parameters
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,12 +114,12 @@ def run(args: argparse.Namespace) -> int:
     load_before = os.getloadavg()
     cpu_before = machine.cpu_times()
     try:
-        cells, loads = _run_all(args, levels, workdir)
+        cells, loads, controls = _run_all(args, levels, workdir)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     steal = machine.steal_share(cpu_before, machine.cpu_times())
-    report = _report(args, cells, loads, load_before, time.time() - started, steal)
+    report = _report(args, cells, loads, load_before, time.time() - started, steal, controls)
     print(report["markdown"])
     if args.json:
         args.json.write_text(json.dumps(report["data"], indent=2))
@@ -129,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_all(args, levels: list[int], workdir: Path) -> tuple[list[Cell], list[VersionLoadResult]]:
+def _run_all(
+    args, levels: list[int], workdir: Path
+) -> tuple[list[Cell], list[VersionLoadResult], list[VersionLoadResult]]:
     parts = set(args.parts.split(","))
     model = prepare_model(args.repository, args.model, workdir)
     _say(f"model: {model.origin}; input {model.input_name}[1,{model.features}]")
@@ -139,6 +141,7 @@ def _run_all(args, levels: list[int], workdir: Path) -> tuple[list[Cell], list[V
     cells: list[Cell] = []
     expected = _in_process(model, params, levels, args, cells, "in-process" in parts)
     loads: list[VersionLoadResult] = []
+    controls: list[VersionLoadResult] = []
     loadgen = LoadGenerator()
     try:
         if "noop" in parts:
@@ -171,9 +174,25 @@ def _run_all(args, levels: list[int], workdir: Path) -> tuple[list[Cell], list[V
                         interval=args.load_interval,
                     )
                 )
+            lone = [s for r in loads if r.concurrency == 1 for s in r.load_seconds]
+            busy = float(np.median(lone or [s for r in loads for s in r.load_seconds] or [0.15]))
+            _say(f"control c=1: a core kept busy {busy * 1000:.0f} ms at a time, no load")
+            controls.append(
+                measure_busy_core(
+                    model,
+                    workdir,
+                    loadgen,
+                    concurrency=1,
+                    warmup=args.warmup,
+                    steady=args.load_steady,
+                    windows=args.loads,
+                    interval=args.load_interval,
+                    busy=busy,
+                )
+            )
     finally:
         loadgen.close()
-    return cells, loads
+    return cells, loads, controls
 
 
 def _breakdown(model, expected, level, args, loadgen, cells) -> None:
@@ -289,6 +308,7 @@ def _report(
     load_before,
     elapsed: float,
     steal: float | None = None,
+    controls: list[VersionLoadResult] = (),
 ) -> dict:
     described = machine.describe()
     command = "python -m bench graph " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
@@ -324,10 +344,13 @@ def _report(
             "p50 | p99 | max | p99 ratio | errors |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
-    for load in loads:
+    for load in [*loads, *controls]:
         spans = ", ".join(f"{x * 1000:.0f}" for x in load.load_seconds)
+        what = "control, no load: a core busy at idle priority" if load in controls else (
+            "pinned to version 1"
+        )
         lines.append(
-            f"| gRPC, concurrency {load.concurrency}, pinned to version 1 (n={load.steady.size}"
+            f"| gRPC, concurrency {load.concurrency}, {what} (n={load.steady.size}"
             f" / {load.during.size}) | {load.loads}: {spans} | {load.p('steady', 50):.2f} "
             f"| {load.p('steady', 99):.2f} | {load.p('during', 50):.2f} "
             f"| {load.p('during', 99):.2f} | {load.p('during', 100):.2f} | {load.ratio:.2f}x "
@@ -338,6 +361,13 @@ def _report(
             f'\nLoad windows from the {loads[0].window_source} ("Loading servable" to '
             '"Successfully loaded", warmup included); a request counts as during a load when '
             "it was in flight at any moment of one."
+        )
+    if controls:
+        lines.append(
+            "\nThe control row loads nothing: another process, sharing nothing with the "
+            "server, burns one core at idle priority (SCHED_IDLE) for as long as a load "
+            "takes, as often. Its ratio is what a busy core alone does to this p99 on "
+            "this machine."
         )
     lines += [
         "",
@@ -382,6 +412,16 @@ def _report(
                 "error_samples": load.error_samples,
             }
             for load in loads
+        ],
+        "busy_core_control": [
+            {
+                "concurrency": c.concurrency,
+                "windows_seconds": c.load_seconds,
+                "steady_p99_ms": c.p("steady", 99),
+                "during_p99_ms": c.p("during", 99),
+                "ratio": c.ratio,
+            }
+            for c in controls
         ],
         "goal_ratio": ratio,
         "load_ratio": load_ratio,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.busy_core import burn_core
 from bench.graph_model import ModelUnderTest, copy_version, grpc_request
 from bench.graph_server import AVAILABLE, GraphServer, version_states
 from bench.load_client import LoadGenerator, LoadResult, LoadSpec
@@ -171,3 +172,75 @@ def _log_windows(log: Path, model: str) -> list[tuple[float, float]]:
         elif version in started:
             windows.append((started.pop(version), when))
     return windows
+
+
+def measure_busy_core(
+    model: ModelUnderTest,
+    workdir: Path,
+    loadgen: LoadGenerator,
+    *,
+    concurrency: int,
+    warmup: float,
+    steady: float,
+    windows: int,
+    interval: float,
+    busy: float,
+) -> VersionLoadResult:
+    """The control for ``measure_version_load``: no load at all, a core kept busy instead.
+
+    Another process, sharing nothing with the server, burns one core at the lowest
+    priority (SCHED_IDLE) for ``busy`` seconds per window, as long as a load takes.
+    Whatever this does to the p99 of the serving version is the machine's floor for
+    the version-load ratio: the scheduler's answer to a busy core, not the loader's.
+    """
+    import multiprocessing
+
+    workdir = workdir / f"busy-core-c{concurrency}"
+    base = workdir / model.name
+    copy_version(model.version_dir, base, 1)
+    log = workdir / "graph_service-busy.log"
+    server = GraphServer(
+        [f"--model_name={model.name}", f"--model_base_path={base}"], log, model.name, (1,)
+    )
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    burner = ctx.Process(
+        target=burn_core, args=(windows, busy, interval, warmup + steady, send), daemon=True
+    )
+    try:
+        spec = LoadSpec(
+            protocol="grpc",
+            host="127.0.0.1",
+            port=server.grpc_port,
+            payload=grpc_request(model, version=1),
+            concurrency=concurrency,
+            warmup=warmup,
+            duration=steady + windows * interval + 1.0,
+        )
+        burner.start()
+        if not receive.poll(120) or receive.recv() != "ready":  # its imports are done
+            raise RuntimeError("the busy-core process did not start")
+        result = loadgen.run(spec)
+        spans = receive.recv() if receive.poll(60) else []
+    finally:
+        burner.join(10)
+        if burner.is_alive():
+            burner.kill()
+        server.close()
+    starts, lat = result.starts, result.latencies
+    ends = starts + lat
+    during = np.zeros(starts.shape, dtype=bool)
+    near = np.zeros(starts.shape, dtype=bool)
+    for begin, end in spans:
+        during |= (starts <= end) & (ends >= begin)
+        near |= (starts <= end + QUIET_MARGIN_S) & (ends >= begin - QUIET_MARGIN_S)
+    return VersionLoadResult(
+        concurrency=concurrency,
+        loads=len(spans),
+        load_seconds=[end - begin for begin, end in spans],
+        window_source="idle-class busy core in another process (control, no load)",
+        steady=lat[~near] * 1000,
+        during=lat[during] * 1000,
+        errors=result.errors,
+        error_samples=result.error_samples,
+    )
