@@ -95,7 +95,7 @@ class _EveryThirdFails(BaseHTTPRequestHandler):
 
 
 @pytest.mark.skipif(
-    shutil.which("wrk") is None, reason="wrk not installed (./scripts/bench installs it)"
+    shutil.which("wrk") is None, reason="wrk not installed (scripts/test installs it)"
 )
 def test_wrk_script_runs_and_counts_non_2xx(tmp_path: Path) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _EveryThirdFails)

@@ -202,7 +202,7 @@ def test_compose_accepts_the_monitoring_profile() -> None:
 def test_promtool_accepts_the_config_and_every_panel_query(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool not installed (apt-get install prometheus): config checked above")
+        pytest.skip("promtool not installed (scripts/test installs it): config checked above")
     flags = flag_values(service("prometheus")["command"])
     config = _source(bind_at("prometheus", flags["config.file"]))
     run = subprocess.run(

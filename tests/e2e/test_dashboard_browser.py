@@ -7,7 +7,7 @@ Roll back buttons move the rollout (read back through the admin API, not the
 page), and saves a screenshot (README's, with TIERKIT_UPDATE_SCREENSHOT=1).
 
 Never runs ``playwright install``: the browser is /usr/bin/chromium (apt
-package ``chromium``, installed by scripts/lib/browser.sh); without it or
+package ``chromium``, installed by scripts/lib/apt_tool.sh via scripts/test); without it or
 the ``playwright`` package the test skips and says which is missing.
 """
 
@@ -66,7 +66,7 @@ CANARY = {
 def browser_path() -> Path:
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium (scripts/lib/browser.sh)")
+        pytest.skip(f"{CHROMIUM} missing: scripts/test installs it")
     return CHROMIUM
 
 
