@@ -85,15 +85,7 @@ def measure_version_load(
     log = workdir / "graph_service-load.log"
     server = GraphServer([f"--model_config_file={config}"], log, model.name, (1,))
     try:
-        spec = LoadSpec(
-            protocol="grpc",
-            host="127.0.0.1",
-            port=server.grpc_port,
-            payload=grpc_request(model, version=1),
-            concurrency=concurrency,
-            warmup=warmup,
-            duration=steady + loads * interval + 1.0,
-        )
+        spec = _pinned_load(server, model, concurrency, warmup, steady + loads * interval + 1.0)
         outcome: list[LoadResult] = []
         client = threading.Thread(target=lambda: outcome.append(loadgen.run(spec)))
         client.start()
@@ -116,9 +108,7 @@ def measure_version_load(
     result = outcome[0]
     starts, lat = result.starts, result.latencies
     ends = starts + lat
-    in_load = np.zeros(starts.shape, dtype=bool)
-    for begin, end in windows:
-        in_load |= (starts <= end) & (ends >= begin)
+    in_load = _in_flight(starts, ends, windows)
     busy = np.zeros(starts.shape, dtype=bool)
     for (published, available), (_, end) in zip(polled, _align(polled, windows), strict=True):
         busy |= (starts <= max(available, end) + QUIET_MARGIN_S) & (ends >= published)
@@ -135,6 +125,31 @@ def measure_version_load(
 
 
 QUIET_MARGIN_S = 0.02
+
+
+def _pinned_load(
+    server: GraphServer, model: ModelUnderTest, concurrency: int, warmup: float, duration: float
+) -> LoadSpec:
+    """gRPC Predict calls pinned to version 1 of the server's model."""
+    return LoadSpec(
+        protocol="grpc",
+        host="127.0.0.1",
+        port=server.grpc_port,
+        payload=grpc_request(model, version=1),
+        concurrency=concurrency,
+        warmup=warmup,
+        duration=duration,
+    )
+
+
+def _in_flight(
+    starts: np.ndarray, ends: np.ndarray, spans: list[tuple[float, float]], margin: float = 0.0
+) -> np.ndarray:
+    """Which calls were in flight at any moment of any span (widened by ``margin``)."""
+    hit = np.zeros(starts.shape, dtype=bool)
+    for begin, end in spans:
+        hit |= (starts <= end + margin) & (ends >= begin - margin)
+    return hit
 
 
 def _align(
@@ -208,15 +223,7 @@ def measure_busy_core(
         target=burn_core, args=(windows, busy, interval, warmup + steady, send), daemon=True
     )
     try:
-        spec = LoadSpec(
-            protocol="grpc",
-            host="127.0.0.1",
-            port=server.grpc_port,
-            payload=grpc_request(model, version=1),
-            concurrency=concurrency,
-            warmup=warmup,
-            duration=steady + windows * interval + 1.0,
-        )
+        spec = _pinned_load(server, model, concurrency, warmup, steady + windows * interval + 1.0)
         burner.start()
         if not receive.poll(120) or receive.recv() != "ready":  # its imports are done
             raise RuntimeError("the busy-core process did not start")
@@ -229,11 +236,8 @@ def measure_busy_core(
         server.close()
     starts, lat = result.starts, result.latencies
     ends = starts + lat
-    during = np.zeros(starts.shape, dtype=bool)
-    near = np.zeros(starts.shape, dtype=bool)
-    for begin, end in spans:
-        during |= (starts <= end) & (ends >= begin)
-        near |= (starts <= end + QUIET_MARGIN_S) & (ends >= begin - QUIET_MARGIN_S)
+    during = _in_flight(starts, ends, spans)
+    near = _in_flight(starts, ends, spans, margin=QUIET_MARGIN_S)
     return VersionLoadResult(
         concurrency=concurrency,
         loads=len(spans),
