@@ -55,7 +55,6 @@ class BatchRecord:
 
 
 OnBatch = Callable[[BatchRecord], None]
-OnQueueDepth = Callable[[Hashable, int], None]
 
 
 class _Task:
@@ -127,15 +126,12 @@ class BatchScheduler:
         params: BatchingParameters,
         *,
         on_batch: OnBatch | None = None,
-        on_queue_depth: OnQueueDepth | None = None,
     ) -> None:
-        """``on_batch`` runs on a batch thread before each ``run``; ``on_queue_depth``
-        runs under the scheduler's lock whenever a queue's depth changes. Both must
-        be quick and must not call back into the scheduler (a Prometheus
-        ``observe``/``set`` is the intended use)."""
+        """``on_batch`` runs on a batch thread before each ``run``; it must be quick
+        and must not call back into the scheduler (a Prometheus ``observe`` is the
+        intended use)."""
         self.params = params
         self._on_batch = on_batch
-        self._on_queue_depth = on_queue_depth
         self._cond = threading.Condition(threading.Lock())
         self._queues: list[BatchQueue] = []  # round-robin order, draining ones included
         self._by_key: dict[Hashable, BatchQueue] = {}
@@ -153,6 +149,19 @@ class BatchScheduler:
             thread.start()
 
     # -- queues -------------------------------------------------------------
+
+    def queue_depths(self) -> list[tuple[Hashable, int]]:
+        """(key, tasks waiting for a worker) of every queue, closed ones still draining.
+
+        Read when metrics are scraped rather than pushed on every enqueue and
+        dequeue: the push cost the serving loop a few percent of a batched request.
+        """
+        with self._cond:
+            return [
+                (q.key, q._enqueued_tasks)
+                for q in self._queues
+                if not q.closed or q._enqueued_tasks
+            ]
 
     def queue(self, key: Hashable, run: RunFn) -> BatchQueue:
         """The queue for ``key``, created on first use with ``run`` as its model call.
@@ -240,8 +249,6 @@ class BatchScheduler:
                         f"is {params.max_enqueued_batches}"
                     )
                 self._add(queue, _Task(inputs, size, signature, delivery))
-            if self._on_queue_depth is not None:
-                self._on_queue_depth(queue.key, queue._enqueued_tasks)
 
     def _add(self, queue: BatchQueue, task: _Task) -> None:
         """Append ``task`` to the open batch, starting a new one if it does not fit."""
@@ -312,8 +319,6 @@ class BatchScheduler:
             self._next = (index + 1) % count
             queue._in_flight += 1
             queue._enqueued_tasks -= len(batch.tasks)
-            if self._on_queue_depth is not None:
-                self._on_queue_depth(queue.key, queue._enqueued_tasks)
             if any(q._batches[0].tasks for q in queues):
                 # Hand the remaining work (or its deadline) to another idle thread
                 # rather than leaving it until this one has run its batch.

@@ -30,6 +30,7 @@ NOT_FOUND, ...). Each server owns its registry (no global state).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,31 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 DEFAULT_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
+
+QueueDepth = tuple[str, int, str, int]  # model, version, signature, tasks waiting
+
+
+class _QueueDepthCollector:
+    """``tfserving_batch_queue_depth``, read from the batcher when scraped."""
+
+    _NAME = "tfserving_batch_queue_depth"
+    _HELP = "Tasks waiting in a batching queue."
+    _LABELS = ("model_name", "version", "signature_name")
+
+    def __init__(self, depths: Callable[[], Iterable[QueueDepth]]) -> None:
+        self._depths = depths
+
+    def describe(self):
+        yield GaugeMetricFamily(self._NAME, self._HELP, labels=self._LABELS)
+
+    def collect(self):
+        family = GaugeMetricFamily(self._NAME, self._HELP, labels=self._LABELS)
+        for model, version, signature, depth in self._depths():
+            family.add_metric([model, str(version), signature], depth)
+        yield family
 
 
 def _monitoring_config_class():
@@ -191,12 +215,8 @@ class Metrics:
             ["model_name"],
             registry=r,
         )
-        self.batch_queue_depth = Gauge(
-            "tfserving_batch_queue_depth",
-            "Tasks waiting in a batching queue.",
-            ["model_name", "version", "signature_name"],
-            registry=r,
-        )
+        self._queue_depths: Callable[[], Iterable[QueueDepth]] = tuple
+        r.register(_QueueDepthCollector(lambda: self._queue_depths()))
         self.batch_size = Histogram(
             "tfserving_batch_size",
             "Rows per batched graph call.",
@@ -241,9 +261,10 @@ class Metrics:
     def set_available(self, model_name: str, count: int) -> None:
         self.versions_available.labels(model_name).set(count)
 
-    def set_queue_depth(self, model_name: str, version: int, signature: str, depth: int) -> None:
-        """Hook for the batcher: current depth of one batching queue."""
-        self._child(self.batch_queue_depth, model_name, str(version), signature).set(depth)
+    def watch_queue_depths(self, depths: Callable[[], Iterable[QueueDepth]]) -> None:
+        """Report ``depths()`` -- (model, version, signature, tasks waiting) per
+        batching queue -- as ``tfserving_batch_queue_depth`` at every scrape."""
+        self._queue_depths = depths
 
     def observe_batch(self, model_name: str, signature: str, rows: int) -> None:
         """Hook for the batcher: rows in one merged graph call."""

@@ -157,10 +157,11 @@ def _make_batcher(startup: StartupConfig, metrics: Metrics):
         model, _version, signature = record.key[0], record.key[1], record.key[2]
         metrics.observe_batch(model, signature, record.size)
 
-    def on_queue_depth(key, depth: int) -> None:
-        metrics.set_queue_depth(key[0], key[1], key[2], depth)
-
-    return BatchScheduler(startup.batching, on_batch=on_batch, on_queue_depth=on_queue_depth)
+    scheduler = BatchScheduler(startup.batching, on_batch=on_batch)
+    metrics.watch_queue_depths(
+        lambda: [(key[0], key[1], key[2], depth) for key, depth in scheduler.queue_depths()]
+    )
+    return scheduler
 
 
 def _bind_tcp(host: str, port: int) -> socket.socket:

@@ -405,28 +405,26 @@ def test_removed_queue_refuses_and_the_key_gets_a_fresh_queue(make_scheduler) ->
     assert (len(old_model.calls), len(new_model.calls)) == (1, 1)
 
 
-def test_queue_depth_hook_sees_requests_pile_up_and_drain(make_scheduler) -> None:
-    depths: list[int] = []
-    scheduler = BatchScheduler(
-        BatchingParameters(max_batch_size=8, num_batch_threads=1),
-        on_queue_depth=lambda key, depth: depths.append(depth),
-    )
+def test_queue_depths_show_requests_pile_up_and_drain(make_scheduler) -> None:
+    scheduler = BatchScheduler(BatchingParameters(max_batch_size=8, num_batch_threads=1))
     model = Model(gated=True)
     queue = scheduler.queue("k", model)
+    seen: list[list[tuple[str, int]]] = []
 
     async def main() -> None:
         first = queue.submit({"x": rows(0, 1)})
-        await wait_entered(model)
+        await wait_entered(model)  # the worker is inside run(): the next ones wait
         rest = [queue.submit({"x": rows(i, 1)}) for i in range(1, 4)]
+        seen.append(scheduler.queue_depths())
         model.gate.set()
         await asyncio.gather(first, *rest)
+        seen.append(scheduler.queue_depths())
 
     try:
         asyncio.run(main())
     finally:
         scheduler.close(WAIT)
-    assert max(depths) == 3
-    assert depths[-1] == 0
+    assert seen == [[("k", 3)], [("k", 0)]]
 
 
 def test_a_real_tensorflow_session_behind_the_batcher(make_scheduler) -> None:

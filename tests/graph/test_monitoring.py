@@ -119,3 +119,17 @@ def test_each_metrics_object_has_its_own_registry():
     first.observe_request("Predict", "m", 1, "OK", 0.01)
     assert b'model_name="m"' in first.render()[0]
     assert b'model_name="m"' not in second.render()[0]
+
+
+def test_batch_queue_depth_is_read_from_the_batcher_at_each_scrape():
+    metrics = Metrics()
+    text = metrics.render()[0].decode()
+    assert "# TYPE tfserving_batch_queue_depth gauge" in text  # there before any batcher
+    assert sample(text, "tfserving_batch_queue_depth") is None
+    depths = [("m", 3, "serving_default", 5)]
+    metrics.watch_queue_depths(lambda: depths)
+    text = metrics.render()[0].decode()
+    labels = {"model_name": "m", "version": "3", "signature_name": "serving_default"}
+    assert sample(text, "tfserving_batch_queue_depth", **labels) == 5
+    depths[:] = [("m", 3, "serving_default", 0)]
+    assert sample(metrics.render()[0].decode(), "tfserving_batch_queue_depth", **labels) == 0
