@@ -224,6 +224,7 @@ def start_logic(graph: GraphTier, stack_dir: Path, protocol: str, workers: int =
         f"  grpc_address: 127.0.0.1:{graph.grpc_port}\n"
         f"  rest_url: {graph.rest_url}\n"
         f"log:\n  dir: {log_dir}\n"
+        f"storage:\n  database_url: sqlite:///{stack_dir / f'tierkit-{name}.db'}\n"
     )
     process = Process(
         [sys.executable, "-m", "logic_service", "serve", "--config", str(config)],

@@ -23,7 +23,10 @@ def test_up_serves_the_printed_curl_and_stops_on_ctrl_c(graph: GraphTier, stack_
         'model_platform: "tensorflow" } }\n'
     )
     logic_config = stack_dir / "up-logic.yaml"
-    logic_config.write_text(f"model_repository: {graph.repo}\nmodels: [{{name: {MODEL}}}]\n")
+    logic_config.write_text(
+        f"model_repository: {graph.repo}\nmodels: [{{name: {MODEL}}}]\n"
+        f"storage: {{database_url: 'sqlite:///{stack_dir / 'up-tierkit.db'}'}}\n"
+    )
     ports = [free_port() for _ in range(3)]
     log_dir = stack_dir / "up-logs"
     output = stack_dir / "up.out"

@@ -36,6 +36,7 @@ def client(request, tmp_path_factory) -> TestClient:
             "deadline_ms": 500,
         },
         model_repository=tmp_path_factory.mktemp("models"),
+        storage={"database_url": f"sqlite:///{tmp_path_factory.mktemp('db') / 'tierkit.db'}"},
         limits={"max_body_bytes": 2000, "max_records": 3},
         status_refresh_s=0.2,
     )
