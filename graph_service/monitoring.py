@@ -58,15 +58,15 @@ class _QueueDepthCollector:
     _HELP = "Tasks waiting in a batching queue."
     _LABELS = ("model_name", "version", "signature_name")
 
-    def __init__(self, depths: Callable[[], Iterable[QueueDepth]]) -> None:
-        self._depths = depths
+    def __init__(self) -> None:
+        self.depths: Callable[[], Iterable[QueueDepth]] = tuple  # none until a batcher
 
     def describe(self):
         yield GaugeMetricFamily(self._NAME, self._HELP, labels=self._LABELS)
 
     def collect(self):
         family = GaugeMetricFamily(self._NAME, self._HELP, labels=self._LABELS)
-        for model, version, signature, depth in self._depths():
+        for model, version, signature, depth in self.depths():
             family.add_metric([model, str(version), signature], depth)
         yield family
 
@@ -215,8 +215,8 @@ class Metrics:
             ["model_name"],
             registry=r,
         )
-        self._queue_depths: Callable[[], Iterable[QueueDepth]] = tuple
-        r.register(_QueueDepthCollector(lambda: self._queue_depths()))
+        self._queue_depths = _QueueDepthCollector()
+        r.register(self._queue_depths)
         self.batch_size = Histogram(
             "tfserving_batch_size",
             "Rows per batched graph call.",
@@ -264,7 +264,7 @@ class Metrics:
     def watch_queue_depths(self, depths: Callable[[], Iterable[QueueDepth]]) -> None:
         """Report ``depths()`` -- (model, version, signature, tasks waiting) per
         batching queue -- as ``tfserving_batch_queue_depth`` at every scrape."""
-        self._queue_depths = depths
+        self._queue_depths.depths = depths
 
     def observe_batch(self, model_name: str, signature: str, rows: int) -> None:
         """Hook for the batcher: rows in one merged graph call."""
