@@ -344,11 +344,11 @@ def _report(
             "p50 | p99 | max | p99 ratio | errors |",
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
-    for load in [*loads, *controls]:
+    labelled = [(load, "pinned to version 1") for load in loads] + [
+        (control, "control, no load: a core busy at idle priority") for control in controls
+    ]
+    for load, what in labelled:
         spans = ", ".join(f"{x * 1000:.0f}" for x in load.load_seconds)
-        what = "control, no load: a core busy at idle priority" if load in controls else (
-            "pinned to version 1"
-        )
         lines.append(
             f"| gRPC, concurrency {load.concurrency}, {what} (n={load.steady.size}"
             f" / {load.during.size}) | {load.loads}: {spans} | {load.p('steady', 50):.2f} "

@@ -20,6 +20,7 @@ machines.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import threading
 import time
@@ -208,8 +209,6 @@ def measure_busy_core(
     Whatever this does to the p99 of the serving version is the machine's floor for
     the version-load ratio: the scheduler's answer to a busy core, not the loader's.
     """
-    import multiprocessing
-
     workdir = workdir / f"busy-core-c{concurrency}"
     base = workdir / model.name
     copy_version(model.version_dir, base, 1)
