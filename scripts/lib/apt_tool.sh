@@ -37,8 +37,8 @@ tierkit_ensure_apt_tool() {
     fi
     "$log_fn" "installing $package with apt-get (for $purpose)"
     if "${as_root[@]}" apt-get update -qq >/dev/null 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends \
-            "$package" >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "$package" \
+            >/dev/null 2>&1; then
         "$log_fn" "$package installed"
     else
         "$log_fn" "apt-get could not install $package: $fallback"
