@@ -21,6 +21,8 @@ import numpy as np
 from graph_service import batch_tensors
 
 Outcome = tuple[asyncio.Future, object, BaseException | None]
+# asyncio and concurrent futures both answer cancelled(); a split request's parts
+# share their parent's future, so a caller that gave up abandons every part.
 
 
 class Delivery:
@@ -35,6 +37,15 @@ class Delivery:
     ) -> None:
         self.future = future
         self.loop = loop
+
+    @property
+    def abandoned(self) -> bool:
+        """The caller gave up (its future was cancelled: deadline, disconnect).
+
+        Read from a batch thread without the loop's help: a stale False only
+        means one more row is computed, as before; cancellation never un-happens.
+        """
+        return self.future.cancelled()
 
     def finish(self, result: object, error: BaseException | None) -> None:
         """Settle now; only called for deliveries without a loop."""

@@ -362,8 +362,17 @@ class BatchScheduler:
 
     def _process(self, queue: BatchQueue, batch: _Batch) -> None:
         tasks = batch.tasks
-        params = self.params
         real_size = batch.size
+        live = [t for t in tasks if not t.deliver.abandoned]
+        if len(live) < len(tasks):
+            # Callers that gave up while queued (their deadline passed, or they
+            # went away) get no rows: under overload, computing answers nobody
+            # reads is how a queue stays full. A batch of only those never runs.
+            if not live:
+                return
+            tasks = live
+            real_size = sum(t.size for t in live)
+        params = self.params
         padded_size = batch_tensors.round_to_allowed(real_size, params.allowed_batch_sizes)
         if self._on_batch is not None:
             try:

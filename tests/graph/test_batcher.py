@@ -362,6 +362,51 @@ def test_a_cancelled_caller_does_not_disturb_the_rest(make_scheduler) -> None:
     np.testing.assert_array_equal(asyncio.run(main())["y"], rows(2, 1) * 2 + 1)
 
 
+def test_callers_that_gave_up_while_queued_get_no_rows_in_the_batch(make_scheduler) -> None:
+    scheduler, records = make_scheduler(max_batch_size=8, batch_timeout_micros=0)
+    model = Model(gated=True)
+    queue = scheduler.queue("k", model)
+
+    async def main() -> dict[str, np.ndarray]:
+        first = queue.submit({"x": rows(0, 1)})
+        await wait_entered(model)  # the thread is busy; the next ones queue together
+        gone = [queue.submit({"x": rows(i, 1)}) for i in (1, 2)]
+        kept = queue.submit({"x": rows(3, 1)})
+        two_rows_gone = queue.submit({"x": rows(10, 2)})
+        for future in (*gone, two_rows_gone):
+            future.cancel()
+        model.gate.set()
+        await first
+        return await kept
+
+    np.testing.assert_array_equal(asyncio.run(main())["y"], rows(3, 1) * 2 + 1)
+    assert len(model.calls) == 2
+    np.testing.assert_array_equal(model.calls[1]["x"], rows(3, 1))
+    assert [(r.size, r.num_tasks) for r in records] == [(1, 1), (1, 1)]
+
+
+def test_a_batch_whose_callers_all_gave_up_is_not_run(make_scheduler) -> None:
+    scheduler, records = make_scheduler(max_batch_size=8, batch_timeout_micros=0)
+    model = Model(gated=True)
+    queue = scheduler.queue("k", model)
+
+    async def main() -> dict[str, np.ndarray]:
+        first = queue.submit({"x": rows(0, 1)})
+        await wait_entered(model)
+        gone = [queue.submit({"x": rows(i, 1)}) for i in (1, 2, 3)]
+        for future in gone:
+            future.cancel()
+        model.gate.set()
+        await first
+        # One more request after the abandoned batch: it runs alone, so the
+        # abandoned one was taken (and skipped) by then.
+        return await queue.submit({"x": rows(4, 1)})
+
+    np.testing.assert_array_equal(asyncio.run(main())["y"], rows(4, 1) * 2 + 1)
+    assert [c["x"].tolist() for c in model.calls] == [rows(0, 1).tolist(), rows(4, 1).tolist()]
+    assert [(r.size, r.num_tasks) for r in records] == [(1, 1), (1, 1)]
+
+
 def test_close_finishes_queued_work_then_refuses(make_scheduler) -> None:
     scheduler, _ = make_scheduler(num_batch_threads=2)
     model = Model(gated=True)

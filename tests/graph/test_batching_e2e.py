@@ -18,7 +18,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from conftest import GraphServer, run_graph_cli, start_graph_server
+from conftest import GraphServer, run_graph_cli, start_graph_server, wait_for
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 MAX_BATCH = 8
@@ -166,3 +166,77 @@ def test_a_bad_batching_file_stops_the_server_with_the_reason(tmp_path: Path) ->
     assert done.returncode != 0
     assert 'has no field named "max_batch_sise"' in done.stderr
     assert str(params) in done.stderr
+
+
+SLOW_BATCHING = """
+max_batch_size { value: 8 }
+batch_timeout_micros { value: 0 }
+max_enqueued_batches { value: 100 }
+num_batch_threads { value: 1 }
+"""
+HOLD_S = 2.0  # the first batch keeps the one batch thread this long
+QUEUED_WOULD_TAKE_S = 8.0  # what the abandoned batch would cost if it ran
+QUEUED_DEADLINE_S = 0.3
+
+
+def _slow_request(seconds: float) -> predict_pb2.PredictRequest:
+    import tensorflow as tf
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "slow"
+    request.inputs["seconds"].CopyFrom(tf.make_tensor_proto(np.array([seconds])))
+    return request
+
+
+def test_callers_that_gave_up_in_the_queue_cost_no_graph_run(model_zoo, tmp_path_factory) -> None:
+    # One batch thread, held by a 2 s batch; two callers with a 0.3 s deadline queue
+    # behind it asking for 8 s each. They time out in the queue, so their batch is
+    # never run: the next caller is answered right after the first batch, and the
+    # server's batch-size histogram counts two batches, not three.
+    workdir = tmp_path_factory.mktemp("batching_abandoned")
+    params = workdir / "batching_parameters.txt"
+    params.write_text(SLOW_BATCHING)
+    config = f"""
+model_config_list {{
+  config {{ name: "slow" base_path: "{model_zoo.repo / "slow"}" model_platform: "tensorflow" }}
+}}
+"""
+    server = start_graph_server(
+        workdir,
+        model_zoo.repo,
+        config,
+        "--enable_batching",
+        f"--batching_parameters_file={params}",
+        wait_models=["slow"],
+    )
+    try:
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            holding = stub.Predict.future(_slow_request(HOLD_S), timeout=60)
+            wait_for(
+                lambda: batch_histogram(server)[0] >= 1,
+                interval=0.02,
+                message="the first batch to start",
+            )
+            queued = [
+                stub.Predict.future(_slow_request(QUEUED_WOULD_TAKE_S), timeout=QUEUED_DEADLINE_S)
+                for _ in range(2)
+            ]
+            for call in queued:
+                with pytest.raises(grpc.RpcError) as caught:
+                    call.result()
+                assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            holding.result()
+            # Had the abandoned batch run, this call would wait 8 s behind it and
+            # miss its deadline; nothing but the abandoned batch stands in its way.
+            stub.Predict(_slow_request(0.0), timeout=QUEUED_WOULD_TAKE_S / 2)
+        assert batch_histogram(server)[0] == 2
+        runtime = re.findall(
+            r"^tfserving_runtime_latency_seconds_sum\{.*\} (\S+)$",
+            httpx.get(server.rest_url + server.metrics_path, timeout=30).text,
+            re.M,
+        )
+        assert sum(float(v) for v in runtime) < QUEUED_WOULD_TAKE_S
+    finally:
+        server.stop()
+
