@@ -17,21 +17,20 @@ because threads inherit their creator's priority (``Servable.prepare_runtime``).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from graph_service.thread_names import name_os_thread
 
 log = logging.getLogger("graph_service")
 
 T = TypeVar("T")
 
 LOWEST_PRIORITY = 19  # nice value, where SCHED_IDLE is not available
-PR_SET_NAME = 15
 
 
 def _lower_this_thread() -> None:
@@ -43,7 +42,7 @@ def _lower_this_thread() -> None:
     the other core instead (p99 during loads 8 ms against 4 ms, no-op gRPC server
     at concurrency 1 on the 2-core bench machine).
     """
-    _name_os_thread(threading.current_thread().name)
+    name_os_thread()
     tid = threading.get_native_id()
     try:
         os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
@@ -58,17 +57,6 @@ def _lower_this_thread() -> None:
             "cannot lower the loading thread's CPU priority (%s); loads run at normal priority",
             exc,
         )
-
-
-def _name_os_thread(name: str) -> None:
-    """Give the OS thread the Python thread's name, so ``top -H`` and /proc show it."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None)
-        libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
 
 
 class LowPriorityWorker:

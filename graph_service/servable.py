@@ -161,6 +161,11 @@ class Servable:
         self._lock = threading.Lock()
         self._caller_thread = caller_thread
 
+    @property
+    def runs_in_caller_thread(self) -> bool:
+        """Runs without a deadline execute on the calling thread (no inter-op pool)."""
+        return self._caller_thread
+
     @staticmethod
     def prepare_runtime(options: SessionOptions) -> None:
         """Create TensorFlow's process-wide thread pools and devices on this thread.

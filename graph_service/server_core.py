@@ -60,8 +60,10 @@ from graph_service.prediction import (
     signature_name_of,
 )
 from graph_service.request_deadline import current_deadline
+from graph_service.run_placement import DEFAULT_BUDGET_S, RunPlacement, numeric_elements
 from graph_service.servable import Servable, SessionOptions
 from graph_service.server_config import ModelServerConfig
+from graph_service.thread_names import name_os_thread
 from graph_service.warmup import replay_warmup
 
 log = logging.getLogger("graph_service")
@@ -92,6 +94,9 @@ class CoreOptions:
     # Cancel a session run at the caller's deadline (TF Serving's flag of that name).
     enforce_session_run_timeout: bool = True
     request_threads: int = 8
+    # Runs proven shorter than this execute on the event loop (run_placement.py);
+    # 0 sends every run to the pool.
+    loop_run_budget_s: float = DEFAULT_BUDGET_S
     # Wait this long for new models to load before a reload answers (TF Serving
     # waits forever; a bound keeps a reload RPC from hanging on a bad path).
     reload_wait_seconds: float = 600.0
@@ -105,7 +110,9 @@ class ServerCore:
         self.metrics = metrics
         self._batcher = batcher
         self._executor = ThreadPoolExecutor(
-            max_workers=max(options.request_threads, 1), thread_name_prefix="graph-run"
+            max_workers=max(options.request_threads, 1),
+            thread_name_prefix="graph-run",
+            initializer=name_os_thread,
         )
         self.manager = Manager(
             self._load_servable,
@@ -121,6 +128,7 @@ class ServerCore:
             ),
             reload_wait_seconds=options.reload_wait_seconds,
         )
+        self._placement = RunPlacement(options.loop_run_budget_s)
         self._batch_keys: dict[tuple[str, int], set] = {}
         self._batch_keys_lock = threading.Lock()
         # Loads' C++ work runs here so serving threads win the CPU (low_priority.py).
@@ -252,8 +260,17 @@ class ServerCore:
             with self._batch_keys_lock:
                 self._batch_keys.setdefault((servable.name, servable.version), set()).add(key)
             return dict(await queue.submit(prepared.inputs))
+        deadline = self._run_deadline()
+        elements = numeric_elements(prepared.inputs)
+        placement = self._placement
+        if placement.on_loop(servable, prepared.signature_name, elements):
+            _time_left(deadline)  # past it: not run at all
+            # Short by evidence, so run here without a timeout: no hand-off at all.
+            return _Runner(servable, prepared, self.metrics, None, placement, elements)(
+                prepared.inputs
+            )
         loop = asyncio.get_running_loop()
-        run = _Runner(servable, prepared, self.metrics, self._run_deadline())
+        run = _Runner(servable, prepared, self.metrics, deadline, placement, elements)
         return await loop.run_in_executor(self._executor, run, prepared.inputs)
 
     async def _serve_one(
@@ -435,11 +452,15 @@ class _Runner:
     """One TensorFlow call of a servable's signature (direct, or a batch queue's call).
 
     It times the session run alone, so operators can tell the model's own time
-    from queueing, batching and protocol overhead. Direct calls carry the
-    request's deadline; a batch serves many callers and runs without one.
+    from queueing, batching and protocol overhead, and so ``RunPlacement`` learns
+    which signatures are short. Direct calls on the pool carry the request's
+    deadline; a batch serves many callers and runs without one, and so does a run
+    on the event loop (it is short by evidence; see run_placement.py).
     """
 
-    __slots__ = ("deadline", "metrics", "outputs", "servable", "signature_name")
+    __slots__ = (
+        "deadline", "elements", "metrics", "outputs", "placement", "servable", "signature_name",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -447,27 +468,33 @@ class _Runner:
         prepared: PreparedRun,
         metrics: Metrics | None,
         deadline: float | None = None,
+        placement: RunPlacement | None = None,
+        elements: int | None = None,
     ) -> None:
         self.servable = servable
         self.signature_name = prepared.signature_name
         self.outputs = prepared.output_aliases
         self.metrics = metrics
         self.deadline = deadline
+        self.placement = placement  # direct runs report their time to it
+        self.elements = elements
 
     def __call__(self, inputs: dict) -> dict:
         timeout = _time_left(self.deadline)
-        if self.metrics is None:
+        if self.metrics is None and self.placement is None:
             return self.servable.run(self.signature_name, inputs, self.outputs, timeout_s=timeout)
         started = time.perf_counter()
         try:
             return self.servable.run(self.signature_name, inputs, self.outputs, timeout_s=timeout)
         finally:
-            self.metrics.observe_runtime(
-                self.servable.name,
-                self.servable.version,
-                self.signature_name,
-                time.perf_counter() - started,
-            )
+            seconds = time.perf_counter() - started
+            servable = self.servable
+            if self.placement is not None:
+                self.placement.record(servable, self.signature_name, self.elements, seconds)
+            if self.metrics is not None:
+                self.metrics.observe_runtime(
+                    servable.name, servable.version, self.signature_name, seconds
+                )
 
 
 __all__ = ["CoreOptions", "ResolvedSignature", "ServerCore", "State"]
