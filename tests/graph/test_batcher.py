@@ -362,10 +362,15 @@ def test_a_cancelled_caller_does_not_disturb_the_rest(make_scheduler) -> None:
     np.testing.assert_array_equal(asyncio.run(main())["y"], rows(2, 1) * 2 + 1)
 
 
-def test_callers_that_gave_up_while_queued_get_no_rows_in_the_batch(make_scheduler) -> None:
+def _busy_queue(make_scheduler):
+    """A queue whose one batch thread a gated model will hold (zero batch timeout)."""
     scheduler, records = make_scheduler(max_batch_size=8, batch_timeout_micros=0)
     model = Model(gated=True)
-    queue = scheduler.queue("k", model)
+    return records, model, scheduler.queue("k", model)
+
+
+def test_callers_that_gave_up_while_queued_get_no_rows_in_the_batch(make_scheduler) -> None:
+    records, model, queue = _busy_queue(make_scheduler)
 
     async def main() -> dict[str, np.ndarray]:
         first = queue.submit({"x": rows(0, 1)})
@@ -386,9 +391,7 @@ def test_callers_that_gave_up_while_queued_get_no_rows_in_the_batch(make_schedul
 
 
 def test_a_batch_whose_callers_all_gave_up_is_not_run(make_scheduler) -> None:
-    scheduler, records = make_scheduler(max_batch_size=8, batch_timeout_micros=0)
-    model = Model(gated=True)
-    queue = scheduler.queue("k", model)
+    records, model, queue = _busy_queue(make_scheduler)
 
     async def main() -> dict[str, np.ndarray]:
         first = queue.submit({"x": rows(0, 1)})
