@@ -18,8 +18,9 @@ by hope:
 - the last ``PROMOTE_AFTER`` runs of that signature all finished within
   ``budget_s`` with at least as many input elements as this request has.
 
-One run over budget at or below the proven size sends the signature back to the
-pool until it proves itself again. Every run is timed, on the pool too.
+A run over budget at or below the proven size, by its own CPU time or by ten
+times in wall time, sends the signature back to the pool until it proves itself
+again. Every run is timed, on the pool too.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ VALUE_DEPENDENT_OPS = frozenset(
     }
 )  # fmt: skip
 PROMOTE_AFTER = 16
+SLOW_BY_FAR = 10  # x budget: a run on the loop this slow goes back, whatever the cause
 DEFAULT_BUDGET_S = 0.0005
 
 
@@ -101,17 +103,39 @@ class RunPlacement:
             and elements <= record.proven_elements
         )
 
-    def record(self, servable, signature: str, elements: int | None, seconds: float) -> None:
+    def record(
+        self,
+        servable,
+        signature: str,
+        elements: int | None,
+        seconds: float,
+        cpu_seconds: float | None = None,
+    ) -> None:
+        """One run's wall time, and the calling thread's CPU time where it ran the graph.
+
+        Earning the loop takes wall time within budget. Losing it takes a run that
+        was slow by its own work (CPU over budget too), or by far (10x): a run on
+        the loop also waits for the GIL and for the core, and while a version loads
+        beside it those waits alone passed the budget -- they say nothing of the
+        model, and sending it back to the pool then only adds hand-offs.
+        """
         if self.budget_s <= 0 or elements is None:
             return
+        budget = self.budget_s
         with self._lock:
             record = self._records.setdefault(servable, {}).setdefault(signature, _Record())
-            if seconds <= self.budget_s:
+            if seconds <= budget:
                 record.fast_runs += 1
                 record.proven_elements = max(record.proven_elements, elements)
-            elif elements <= record.proven_elements or record.fast_runs < PROMOTE_AFTER:
-                record.fast_runs = 0
-                record.proven_elements = 0
+                return
+            if record.fast_runs >= PROMOTE_AFTER and elements <= record.proven_elements:
+                slow_itself = cpu_seconds is None or cpu_seconds > budget
+                if not (slow_itself or seconds > SLOW_BY_FAR * budget):
+                    return  # waited, did not work: still proven
+            elif record.fast_runs >= PROMOTE_AFTER:
+                return  # larger than proven: no verdict on the proven size
+            record.fast_runs = 0
+            record.proven_elements = 0
 
     def _is_eligible(self, servable) -> bool:
         eligible = self._eligible.get(servable)

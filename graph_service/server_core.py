@@ -484,13 +484,16 @@ class _Runner:
         if self.metrics is None and self.placement is None:
             return self.servable.run(self.signature_name, inputs, self.outputs, timeout_s=timeout)
         started = time.perf_counter()
+        cpu_started = time.thread_time()
         try:
             return self.servable.run(self.signature_name, inputs, self.outputs, timeout_s=timeout)
         finally:
             seconds = time.perf_counter() - started
             servable = self.servable
             if self.placement is not None:
-                self.placement.record(servable, self.signature_name, self.elements, seconds)
+                # CPU time counts only where this thread ran the graph itself.
+                cpu = time.thread_time() - cpu_started if timeout is None else None
+                self.placement.record(servable, self.signature_name, self.elements, seconds, cpu)
             if self.metrics is not None:
                 self.metrics.observe_runtime(
                     servable.name, servable.version, self.signature_name, seconds

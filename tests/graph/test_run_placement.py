@@ -76,6 +76,24 @@ def test_one_slow_run_at_a_proven_size_sends_it_back_to_the_pool(half_plus_two) 
     assert placement.on_loop(half_plus_two, "serving_default", 2)
 
 
+def test_a_run_that_only_waited_keeps_the_loop_and_one_slow_by_far_loses_it(
+    half_plus_two,
+) -> None:
+    # Over budget in wall time with little CPU of its own: it waited for the GIL or
+    # the core (a version loading beside it), which says nothing of the model.
+    placement = RunPlacement()
+    for _ in range(PROMOTE_AFTER):
+        placement.record(half_plus_two, "serving_default", 4, FAST, FAST)
+    placement.record(half_plus_two, "serving_default", 4, 0.004, FAST)
+    assert placement.on_loop(half_plus_two, "serving_default", 4)
+    placement.record(half_plus_two, "serving_default", 4, 0.004, 0.002)  # its own work
+    assert not placement.on_loop(half_plus_two, "serving_default", 4)
+    for _ in range(PROMOTE_AFTER):
+        placement.record(half_plus_two, "serving_default", 4, FAST, FAST)
+    placement.record(half_plus_two, "serving_default", 4, 0.006, FAST)  # > 10x budget
+    assert not placement.on_loop(half_plus_two, "serving_default", 4)
+
+
 def test_graphs_with_control_flow_string_inputs_and_a_zero_budget_never_run_there(
     half_plus_two, slow
 ) -> None:
