@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.busy_core import burn_core
-from bench.graph_model import ModelUnderTest, copy_version, grpc_request
+from bench.graph_model import ModelUnderTest, copy_version, grpc_request, rest_body
 from bench.graph_server import AVAILABLE, GraphServer, version_states
 from bench.load_client import LoadGenerator, LoadResult, LoadSpec
 
@@ -44,6 +44,7 @@ _LOG_LINE = re.compile(
 
 @dataclass(frozen=True)
 class VersionLoadResult:
+    protocol: str  # "grpc" or "rest"
     concurrency: int
     loads: int
     load_seconds: list[float]
@@ -72,8 +73,9 @@ def measure_version_load(
     steady: float,
     loads: int,
     interval: float,
+    protocol: str = "grpc",
 ) -> VersionLoadResult:
-    workdir = workdir / f"version-load-c{concurrency}"
+    workdir = workdir / f"version-load-{protocol}-c{concurrency}"
     base = workdir / model.name
     copy_version(model.version_dir, base, 1)
     config = workdir / "load.config"
@@ -86,7 +88,9 @@ def measure_version_load(
     log = workdir / "graph_service-load.log"
     server = GraphServer([f"--model_config_file={config}"], log, model.name, (1,))
     try:
-        spec = _pinned_load(server, model, concurrency, warmup, steady + loads * interval + 1.0)
+        spec = _pinned_load(
+            server, model, concurrency, warmup, steady + loads * interval + 1.0, protocol
+        )
         outcome: list[LoadResult] = []
         client = threading.Thread(target=lambda: outcome.append(loadgen.run(spec)))
         client.start()
@@ -114,6 +118,7 @@ def measure_version_load(
     for (published, available), (_, end) in zip(polled, _align(polled, windows), strict=True):
         busy |= (starts <= max(available, end) + QUIET_MARGIN_S) & (ends >= published)
     return VersionLoadResult(
+        protocol=protocol,
         concurrency=concurrency,
         loads=len(windows),
         load_seconds=[end - begin for begin, end in windows],
@@ -129,9 +134,25 @@ QUIET_MARGIN_S = 0.02
 
 
 def _pinned_load(
-    server: GraphServer, model: ModelUnderTest, concurrency: int, warmup: float, duration: float
+    server: GraphServer,
+    model: ModelUnderTest,
+    concurrency: int,
+    warmup: float,
+    duration: float,
+    protocol: str = "grpc",
 ) -> LoadSpec:
-    """gRPC Predict calls pinned to version 1 of the server's model."""
+    """Predict calls pinned to version 1 of the server's model, over gRPC or REST."""
+    if protocol == "rest":
+        return LoadSpec(
+            protocol="rest",
+            host="127.0.0.1",
+            port=server.rest_port,
+            payload=rest_body(model),
+            concurrency=concurrency,
+            warmup=warmup,
+            duration=duration,
+            rest_path=f"/v1/models/{model.name}/versions/1:predict",
+        )
     return LoadSpec(
         protocol="grpc",
         host="127.0.0.1",
@@ -238,6 +259,7 @@ def measure_busy_core(
     during = _in_flight(starts, ends, spans)
     near = _in_flight(starts, ends, spans, margin=QUIET_MARGIN_S)
     return VersionLoadResult(
+        protocol="grpc",
         concurrency=concurrency,
         loads=len(spans),
         load_seconds=[end - begin for begin, end in spans],
