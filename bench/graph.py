@@ -12,10 +12,10 @@ For concurrency 1, 8 and 32 it measures predictions/s and p50/p95/p99 of
   the ceiling to graph_service goes;
 
 then p99 of requests pinned to a serving version while a second version of the
-same model loads, against the steady state around the loads, over gRPC and REST. Clients run in their own
-process; every cell runs a fixed time after a warmup. The whole run takes about
-``26 x (warmup + duration)`` seconds plus server start-ups and the version
-loads: about six minutes with the defaults.
+same model loads, against the steady state around the loads, over gRPC and REST.
+Clients run in their own process; every cell runs a fixed time after a warmup.
+The whole run takes about ``26 x (warmup + duration)`` seconds plus server
+start-ups and the version loads: about six minutes with the defaults.
 """
 
 from __future__ import annotations
