@@ -18,9 +18,9 @@ by hope:
 - the last ``PROMOTE_AFTER`` runs of that signature all finished within
   ``budget_s`` with at least as many input elements as this request has.
 
-A run over budget at or below the proven size, by its own CPU time or by ten
-times in wall time, sends the signature back to the pool until it proves itself
-again. Every run is timed, on the pool too.
+Two runs in a row over budget at or below the proven size by their own CPU time,
+or one ten times over in wall time, send the signature back to the pool until it
+proves itself again. Every run is timed, on the pool too.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def numeric_elements(inputs: Mapping[str, np.ndarray]) -> int | None:
 class _Record:
     fast_runs: int = 0  # consecutive runs within budget
     proven_elements: int = 0  # the largest input size among them
+    slow_in_a_row: int = 0  # proven-size runs over budget by their own work
 
 
 class RunPlacement:
@@ -113,11 +114,12 @@ class RunPlacement:
     ) -> None:
         """One run's wall time, and the calling thread's CPU time where it ran the graph.
 
-        Earning the loop takes wall time within budget. Losing it takes a run that
-        was slow by its own work (CPU over budget too), or by far (10x): a run on
-        the loop also waits for the GIL and for the core, and while a version loads
-        beside it those waits alone passed the budget -- they say nothing of the
-        model, and sending it back to the pool then only adds hand-offs.
+        Earning the loop takes wall time within budget. Losing it takes two runs in
+        a row that were slow by their own work (CPU over budget too; one alone can
+        be a garbage collection), or one slow by far (10x). A run on the loop also
+        waits for the GIL and for the core, and while a version loads beside it
+        those waits alone passed the budget: they say nothing of the model, and
+        sending it back to the pool then only adds hand-offs.
         """
         if self.budget_s <= 0 or elements is None:
             return
@@ -127,15 +129,20 @@ class RunPlacement:
             if seconds <= budget:
                 record.fast_runs += 1
                 record.proven_elements = max(record.proven_elements, elements)
+                record.slow_in_a_row = 0
                 return
             if record.fast_runs >= PROMOTE_AFTER and elements <= record.proven_elements:
-                slow_itself = cpu_seconds is None or cpu_seconds > budget
-                if not (slow_itself or seconds > SLOW_BY_FAR * budget):
-                    return  # waited, did not work: still proven
+                if seconds <= SLOW_BY_FAR * budget:
+                    if cpu_seconds is not None and cpu_seconds <= budget:
+                        return  # waited, did not work: still proven
+                    record.slow_in_a_row += 1
+                    if record.slow_in_a_row < 2:
+                        return  # one run's own work can be a garbage collection
             elif record.fast_runs >= PROMOTE_AFTER:
                 return  # larger than proven: no verdict on the proven size
             record.fast_runs = 0
             record.proven_elements = 0
+            record.slow_in_a_row = 0
 
     def _is_eligible(self, servable) -> bool:
         eligible = self._eligible.get(servable)

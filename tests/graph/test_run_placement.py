@@ -27,7 +27,7 @@ from graph_service.servable import Servable, SessionOptions
 from graph_service.tensor_proto import to_ndarray, to_proto
 
 LINUX = sys.platform.startswith("linux")
-FAST, SLOW = 0.0001, 0.01  # seconds, against the 0.5 ms budget
+FAST, SLOW, SLOW_BY_FAR = 0.0001, 0.002, 0.01  # seconds, against the 0.5 ms budget
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +63,14 @@ def test_a_signature_earns_the_loop_with_fast_runs_at_its_size(half_plus_two) ->
     assert not placement.on_loop(half_plus_two, "other_signature", 1)
 
 
-def test_one_slow_run_at_a_proven_size_sends_it_back_to_the_pool(half_plus_two) -> None:
+def test_two_slow_runs_in_a_row_at_a_proven_size_send_it_back_to_the_pool(half_plus_two) -> None:
     placement = RunPlacement()
     for _ in range(PROMOTE_AFTER):
         placement.record(half_plus_two, "serving_default", 4, FAST)
     placement.record(half_plus_two, "serving_default", 100, SLOW)  # bigger: no verdict on 4
     assert placement.on_loop(half_plus_two, "serving_default", 4)
+    placement.record(half_plus_two, "serving_default", 2, SLOW)
+    assert placement.on_loop(half_plus_two, "serving_default", 1)  # one could be a GC
     placement.record(half_plus_two, "serving_default", 2, SLOW)
     assert not placement.on_loop(half_plus_two, "serving_default", 1)
     for _ in range(PROMOTE_AFTER):
@@ -86,11 +88,13 @@ def test_a_run_that_only_waited_keeps_the_loop_and_one_slow_by_far_loses_it(
         placement.record(half_plus_two, "serving_default", 4, FAST, FAST)
     placement.record(half_plus_two, "serving_default", 4, 0.004, FAST)
     assert placement.on_loop(half_plus_two, "serving_default", 4)
-    placement.record(half_plus_two, "serving_default", 4, 0.004, 0.002)  # its own work
+    placement.record(half_plus_two, "serving_default", 4, 0.004, SLOW)  # its own work
+    assert placement.on_loop(half_plus_two, "serving_default", 4)  # once: a GC, maybe
+    placement.record(half_plus_two, "serving_default", 4, 0.004, SLOW)  # twice in a row
     assert not placement.on_loop(half_plus_two, "serving_default", 4)
     for _ in range(PROMOTE_AFTER):
         placement.record(half_plus_two, "serving_default", 4, FAST, FAST)
-    placement.record(half_plus_two, "serving_default", 4, 0.006, FAST)  # > 10x budget
+    placement.record(half_plus_two, "serving_default", 4, SLOW_BY_FAR, FAST)  # > 10x budget
     assert not placement.on_loop(half_plus_two, "serving_default", 4)
 
 
@@ -164,5 +168,8 @@ def test_the_server_runs_small_numeric_predicts_on_the_loop_and_example_strings_
             result = stub.Regress(request)
         on_pool = _run_pool_switches(pid) - before
         assert result.result.regressions[0].value == pytest.approx(4.0)  # 0.5 * 2 + 3
-    assert on_loop < 20, (on_loop, on_pool)
+    # On the pool every Predict wakes a graph-run thread (>= 200); on the loop none
+    # do, except while the signature proves itself again after a demotion (about
+    # 50 for its 16 pool runs), which one stray slow run may cause.
+    assert on_loop < 100, (on_loop, on_pool)
     assert on_pool >= 200, (on_loop, on_pool)
