@@ -64,6 +64,7 @@ class ModelRegistry:
             m.name: _ModelState(m, settings.base_path(m).resolve()) for m in settings.models
         }
         self._refreshing: dict[str, asyncio.Task] = {}
+        self._refresh_began: dict[str, float] = {}  # time.monotonic() of the running one
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tierkit-artifacts")
         self._loop_task: asyncio.Task | None = None
         # Labels beyond the stable one that routing needs (set by the app from the rollouts).
@@ -168,16 +169,28 @@ class ModelRegistry:
     async def refresh_all(self) -> None:
         await asyncio.gather(*(self.refresh(name) for name in self._models))
 
-    async def refresh(self, model: str) -> None:
-        """Re-read one model's status; concurrent callers share one round trip."""
-        running = self._refreshing.get(model)
-        if running is None:
-            # A fresh context: the refresh serves every request, its logs carry none's id.
-            running = asyncio.create_task(
-                self._refresh(self._models[model]), context=contextvars.Context()
-            )
-            self._refreshing[model] = running
-            running.add_done_callback(lambda t: self._forget_refresh(model, t))
+    async def refresh(self, model: str, *, seen_at: float | None = None) -> None:
+        """Re-read one model's status; concurrent callers share one round trip.
+
+        ``seen_at`` (``time.monotonic()``): the caller saw the graph tier change
+        then, so only a status read that began after it can answer. A round trip
+        already in flight that began earlier may have read the old state (the
+        version that just went away still AVAILABLE): wait for it, then read again.
+        """
+        while True:
+            running = self._refreshing.get(model)
+            if running is None:
+                # A fresh context: the refresh serves every request, its logs carry none's id.
+                running = asyncio.create_task(
+                    self._refresh(self._models[model]), context=contextvars.Context()
+                )
+                self._refreshing[model] = running
+                self._refresh_began[model] = time.monotonic()
+                running.add_done_callback(lambda t: self._forget_refresh(model, t))
+                break
+            if seen_at is None or self._refresh_began.get(model, 0.0) >= seen_at:
+                break
+            await asyncio.shield(running)  # began before the change: its answer is stale
         await asyncio.shield(running)
 
     def _forget_refresh(self, model: str, task: asyncio.Task) -> None:

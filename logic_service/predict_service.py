@@ -91,6 +91,7 @@ class PredictService:
                 answer = await self._run(artifacts, body, context)
                 return await self._after_answer(model, body, context, answer)
             except VersionNotFound as exc:
+                seen_at = time.monotonic()
                 if attempt == 2:
                     raise ApiError(
                         503,
@@ -103,7 +104,7 @@ class PredictService:
                     model,
                     artifacts.version,
                 )
-                await self.registry.refresh(model)
+                await self.registry.refresh(model, seen_at=seen_at)
         raise AssertionError("unreachable")
 
     async def _route(self, model: str, body: Any, context: RequestContext) -> VersionArtifacts:
