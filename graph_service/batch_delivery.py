@@ -21,8 +21,6 @@ import numpy as np
 from graph_service import batch_tensors
 
 Outcome = tuple[asyncio.Future, object, BaseException | None]
-# asyncio and concurrent futures both answer cancelled(); a split request's parts
-# share their parent's future, so a caller that gave up abandons every part.
 
 
 class Delivery:
@@ -42,8 +40,11 @@ class Delivery:
     def abandoned(self) -> bool:
         """The caller gave up (its future was cancelled: deadline, disconnect).
 
-        Read from a batch thread without the loop's help: a stale False only
-        means one more row is computed, as before; cancellation never un-happens.
+        asyncio and concurrent futures both answer ``cancelled()``; a split
+        request's parts share their parent's future, so a caller that gave up
+        abandons every part. Read from a batch thread without the loop's help: a
+        stale False only means one more row is computed, as before; cancellation
+        never un-happens.
         """
         return self.future.cancelled()
 

@@ -25,9 +25,10 @@ proves itself again. Every run is timed, on the pool too.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,14 +55,8 @@ DEFAULT_BUDGET_S = 0.0005
 def has_value_dependent_ops(meta_graph) -> bool:
     """Whether the graph, or any function in its library, contains such an op."""
     graph = meta_graph.graph_def
-    ops: Iterable = (node.op for node in graph.node)
-    if any(op in VALUE_DEPENDENT_OPS for op in ops):
-        return True
-    return any(
-        node.op in VALUE_DEPENDENT_OPS
-        for function in graph.library.function
-        for node in function.node_def
-    )
+    functions = (node for function in graph.library.function for node in function.node_def)
+    return any(node.op in VALUE_DEPENDENT_OPS for node in itertools.chain(graph.node, functions))
 
 
 def numeric_elements(inputs: Mapping[str, np.ndarray]) -> int | None:
@@ -84,20 +79,33 @@ class _Record:
 class RunPlacement:
     """Per (version, signature): may its next run stay on the loop thread?
 
-    Reads and writes come from the loop and from pool threads; a lock keeps each
-    record's two fields consistent.
+    A version is admitted when it loads (``admit``, on the loading thread: the
+    graph scan stays off the serving path); one that is not admitted never runs on
+    the loop, and its runs are not recorded. Reads and writes come from the loop
+    and from pool threads; a lock keeps each record's fields consistent.
     """
 
     def __init__(self, budget_s: float = DEFAULT_BUDGET_S) -> None:
         self.budget_s = budget_s
+        # servable -> {signature: _Record}, for admitted versions only
         self._records: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._eligible: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
+    def admit(self, servable) -> None:
+        """Let ``servable`` earn the loop if its runs can only depend on input shapes."""
+        if (
+            self.budget_s > 0
+            and servable.runs_in_caller_thread
+            and not has_value_dependent_ops(servable.meta_graph)
+        ):
+            with self._lock:
+                self._records[servable] = {}
+
     def on_loop(self, servable, signature: str, elements: int | None) -> bool:
-        if self.budget_s <= 0 or elements is None or not self._is_eligible(servable):
+        records = self._records.get(servable)
+        if records is None or elements is None:
             return False
-        record = self._records.get(servable, {}).get(signature)
+        record = records.get(signature)
         return (
             record is not None
             and record.fast_runs >= PROMOTE_AFTER
@@ -121,34 +129,26 @@ class RunPlacement:
         those waits alone passed the budget: they say nothing of the model, and
         sending it back to the pool then only adds hand-offs.
         """
-        if self.budget_s <= 0 or elements is None:
+        records = self._records.get(servable)
+        if records is None or elements is None:
             return
         budget = self.budget_s
         with self._lock:
-            record = self._records.setdefault(servable, {}).setdefault(signature, _Record())
+            record = records.setdefault(signature, _Record())
             if seconds <= budget:
                 record.fast_runs += 1
                 record.proven_elements = max(record.proven_elements, elements)
                 record.slow_in_a_row = 0
                 return
-            if record.fast_runs >= PROMOTE_AFTER and elements <= record.proven_elements:
-                if seconds <= SLOW_BY_FAR * budget:
-                    if cpu_seconds is not None and cpu_seconds <= budget:
-                        return  # waited, did not work: still proven
-                    record.slow_in_a_row += 1
-                    if record.slow_in_a_row < 2:
-                        return  # one run's own work can be a garbage collection
-            elif record.fast_runs >= PROMOTE_AFTER:
+            proven = record.fast_runs >= PROMOTE_AFTER
+            if proven and elements > record.proven_elements:
                 return  # larger than proven: no verdict on the proven size
+            if proven and seconds <= SLOW_BY_FAR * budget:
+                if cpu_seconds is not None and cpu_seconds <= budget:
+                    return  # waited, did not work: still proven
+                record.slow_in_a_row += 1
+                if record.slow_in_a_row < 2:
+                    return  # one run's own work can be a garbage collection
             record.fast_runs = 0
             record.proven_elements = 0
             record.slow_in_a_row = 0
-
-    def _is_eligible(self, servable) -> bool:
-        eligible = self._eligible.get(servable)
-        if eligible is None:
-            eligible = servable.runs_in_caller_thread and not has_value_dependent_ops(
-                servable.meta_graph
-            )
-            self._eligible[servable] = eligible
-        return eligible

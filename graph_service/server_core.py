@@ -114,6 +114,7 @@ class ServerCore:
             thread_name_prefix="graph-run",
             initializer=name_os_thread,
         )
+        self._placement = RunPlacement(options.loop_run_budget_s)  # loads admit to it
         self.manager = Manager(
             self._load_servable,
             max_load_retries=options.max_num_load_retries,
@@ -128,7 +129,6 @@ class ServerCore:
             ),
             reload_wait_seconds=options.reload_wait_seconds,
         )
-        self._placement = RunPlacement(options.loop_run_budget_s)
         self._batch_keys: dict[tuple[str, int], set] = {}
         self._batch_keys_lock = threading.Lock()
         # Loads' C++ work runs here so serving threads win the CPU (low_priority.py).
@@ -161,6 +161,7 @@ class ServerCore:
             except ServingError:
                 servable.close()
                 raise
+        self._placement.admit(servable)
         heap_freeze.freeze()  # the load's survivors are long-lived: keep GC off them
         return servable
 

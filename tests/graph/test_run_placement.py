@@ -53,6 +53,7 @@ def test_loops_and_branches_anywhere_in_the_graph_are_found(half_plus_two, slow)
 
 def test_a_signature_earns_the_loop_with_fast_runs_at_its_size(half_plus_two) -> None:
     placement = RunPlacement()
+    placement.admit(half_plus_two)
     for _ in range(PROMOTE_AFTER - 1):
         placement.record(half_plus_two, "serving_default", 4, FAST)
     assert not placement.on_loop(half_plus_two, "serving_default", 4)
@@ -65,6 +66,7 @@ def test_a_signature_earns_the_loop_with_fast_runs_at_its_size(half_plus_two) ->
 
 def test_two_slow_runs_in_a_row_at_a_proven_size_send_it_back_to_the_pool(half_plus_two) -> None:
     placement = RunPlacement()
+    placement.admit(half_plus_two)
     for _ in range(PROMOTE_AFTER):
         placement.record(half_plus_two, "serving_default", 4, FAST)
     placement.record(half_plus_two, "serving_default", 100, SLOW)  # bigger: no verdict on 4
@@ -84,6 +86,7 @@ def test_a_run_that_only_waited_keeps_the_loop_and_one_slow_by_far_loses_it(
     # Over budget in wall time with little CPU of its own: it waited for the GIL or
     # the core (a version loading beside it), which says nothing of the model.
     placement = RunPlacement()
+    placement.admit(half_plus_two)
     for _ in range(PROMOTE_AFTER):
         placement.record(half_plus_two, "serving_default", 4, FAST, FAST)
     placement.record(half_plus_two, "serving_default", 4, 0.004, FAST)
@@ -103,6 +106,9 @@ def test_graphs_with_control_flow_string_inputs_and_a_zero_budget_never_run_ther
 ) -> None:
     placement = RunPlacement()
     off = RunPlacement(budget_s=0.0)
+    for servable in (slow, half_plus_two):
+        placement.admit(servable)  # as every load does; only half_plus_two is taken
+    off.admit(half_plus_two)
     for _ in range(PROMOTE_AFTER):
         placement.record(slow, "serving_default", 1, FAST)
         off.record(half_plus_two, "serving_default", 1, FAST)
