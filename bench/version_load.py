@@ -143,24 +143,19 @@ def _pinned_load(
 ) -> LoadSpec:
     """Predict calls pinned to version 1 of the server's model, over gRPC or REST."""
     if protocol == "rest":
-        return LoadSpec(
-            protocol="rest",
-            host="127.0.0.1",
-            port=server.rest_port,
-            payload=rest_body(model),
-            concurrency=concurrency,
-            warmup=warmup,
-            duration=duration,
-            rest_path=f"/v1/models/{model.name}/versions/1:predict",
-        )
+        port, payload = server.rest_port, rest_body(model)
+        path = f"/v1/models/{model.name}/versions/1:predict"
+    else:
+        port, payload, path = server.grpc_port, grpc_request(model, version=1), ""
     return LoadSpec(
-        protocol="grpc",
+        protocol=protocol,
         host="127.0.0.1",
-        port=server.grpc_port,
-        payload=grpc_request(model, version=1),
+        port=port,
+        payload=payload,
         concurrency=concurrency,
         warmup=warmup,
         duration=duration,
+        rest_path=path,
     )
 
 
