@@ -6,9 +6,11 @@ or as ``=true|false|1|0``, and an unknown flag is fatal. Keeping the spelling
 identical is what lets scripts written for the real binary run this one
 unchanged. Names and defaults follow tensorflow_serving/model_servers/main.cc.
 
-One tierkit extension: ``--host`` (default ``0.0.0.0``, as TF Serving binds)
+Two tierkit extensions: ``--host`` (default ``0.0.0.0``, as TF Serving binds)
 chooses the bind address of the gRPC and REST listeners, so a local stack can
-stay on 127.0.0.1.
+stay on 127.0.0.1; ``--split_cores_for_loads`` (default true) keeps a loading
+version on one core and serving on the others while it loads (load_cores.py),
+and can be turned off where the operator pins threads some other way.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class ServerOptions:
     enforce_session_run_timeout: bool = True
     # tierkit extension (not a TF Serving flag): bind address of both listeners.
     host: str = "0.0.0.0"
+    # tierkit extension: while a version loads, it gets one core, serving the rest.
+    split_cores_for_loads: bool = True
 
 
 # Flags that exist only to be accepted: they tune parts of the C++ server that
@@ -104,6 +108,11 @@ IGNORED_FLAGS = frozenset(
         "enable_grpc_healthcheck_service",
     }
 )
+
+_EXTENSIONS = {
+    "host": " (tierkit extension: bind address)",
+    "split_cores_for_loads": " (tierkit extension: a loading version gets its own core)",
+}
 
 _FIELDS: dict[str, Any] = {f.name: f for f in fields(ServerOptions)}
 _TRUE = {"true", "1", "yes", "t"}
@@ -190,8 +199,7 @@ def usage() -> str:
     defaults = ServerOptions()
     for name, field in _FIELDS.items():
         note = " (accepted, no effect here)" if name in IGNORED_FLAGS else ""
-        if name == "host":
-            note = " (tierkit extension: bind address)"
+        note = _EXTENSIONS.get(name, note)
         lines.append(f"  --{name}={getattr(defaults, name)!s}  [{field.type}]{note}")
     return "\n".join(lines)
 

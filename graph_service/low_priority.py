@@ -65,6 +65,11 @@ class LowPriorityWorker:
     def __init__(self, name: str = "servable-load") -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name, initializer=_lower_this_thread)
 
+    @property
+    def thread_id(self) -> int:
+        """The worker's OS thread id (it starts the thread if it has not run yet)."""
+        return self.call(threading.get_native_id)
+
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` there and return its result (or raise its exception)."""
         future: Future[T] = self._pool.submit(fn, *args)

@@ -145,6 +145,7 @@ def _core_options(options: ServerOptions):
         enable_signature_method_name_check=options.enable_signature_method_name_check,
         enforce_session_run_timeout=options.enforce_session_run_timeout,
         request_threads=max(4, 2 * (os.cpu_count() or 1)),
+        split_cores_for_loads=options.split_cores_for_loads,
     )
 
 

@@ -49,6 +49,7 @@ from graph_service.example_inference import (
     regression_result,
     run_multi_inference,
 )
+from graph_service.load_cores import LoadCores
 from graph_service.low_priority import LowPriorityWorker
 from graph_service.manager import Manager, ServableHandle, State
 from graph_service.monitoring import Metrics
@@ -100,6 +101,8 @@ class CoreOptions:
     # Wait this long for new models to load before a reload answers (TF Serving
     # waits forever; a bound keeps a reload RPC from hanging on a bad path).
     reload_wait_seconds: float = 600.0
+    # While a version loads, its threads get one core and serving the rest (load_cores.py).
+    split_cores_for_loads: bool = True
 
 
 class ServerCore:
@@ -133,6 +136,7 @@ class ServerCore:
         self._batch_keys_lock = threading.Lock()
         # Loads' C++ work runs here so serving threads win the CPU (low_priority.py).
         self._load_worker = LowPriorityWorker()
+        self._load_cores = LoadCores(options.split_cores_for_loads)
 
     # ================================================================ lifecycle
     def start(self, config: ModelServerConfig, initial_wait_seconds: float = 600.0) -> None:
@@ -153,6 +157,11 @@ class ServerCore:
 
     # =================================================================== loading
     def _load_servable(self, name: str, version: int, path: Path) -> Servable:
+        loaders = (threading.get_native_id(), self._load_worker.thread_id)
+        with self._load_cores.loading(loaders):
+            return self._load_on_load_core(name, version, path)
+
+    def _load_on_load_core(self, name: str, version: int, path: Path) -> Servable:
         call = self._load_worker.call
         servable = Servable.load(name, version, path, self.options.session, call)
         if self.options.enable_model_warmup:
