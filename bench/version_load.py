@@ -32,7 +32,7 @@ import numpy as np
 
 from bench.busy_core import burn_core
 from bench.graph_model import ModelUnderTest, copy_version, grpc_request, rest_body
-from bench.graph_server import AVAILABLE, GraphServer, version_states
+from bench.graph_server import GraphServer
 from bench.load_client import LoadGenerator, LoadResult, LoadSpec
 
 _LOG_LINE = re.compile(
@@ -100,7 +100,7 @@ def measure_version_load(
             began = time.monotonic()
             copied = time.time()
             copy_version(model.version_dir, base, version)
-            available = _wait_available(server, version, timeout=60.0)
+            available = _wait_logged(log, model.name, version, timeout=60.0)
             polled.append((copied, available or time.time()))
             time.sleep(max(0.0, interval - (time.monotonic() - began)))
         client.join()
@@ -180,12 +180,31 @@ def _align(
     return aligned
 
 
-def _wait_available(server: GraphServer, version: int, timeout: float) -> float | None:
+def _wait_logged(log: Path, model: str, version: int, timeout: float) -> float | None:
+    """When the server's log says ``version`` loaded (None if it failed or never did).
+
+    Read from the log, not asked with GetModelStatus: status calls are answered by
+    the same server threads as the requests under measurement, and polling them
+    only while a version loads would slow the "during" requests and never the
+    steady ones. The log line is written as the version becomes AVAILABLE.
+    """
+    done = f"Successfully loaded servable version {{name: {model} version: {version}}}"
+    # The final failure (a retry is logged as a WARNING with "retrying in").
+    failed = f"ERROR - Loading servable: {{name: {model} version: {version}}} failed"
     deadline = time.monotonic() + timeout
+    offset = 0
     while time.monotonic() < deadline:
-        if version_states(server.channel, server.model).get(version) == AVAILABLE:
+        with open(log, "rb") as stream:
+            stream.seek(offset)
+            chunk = stream.read()
+        complete = chunk.rfind(b"\n") + 1  # a line still being written is read next time
+        offset += complete
+        lines = chunk[:complete].decode(errors="replace")
+        if done in lines:
             return time.time()
-        time.sleep(0.05)
+        if failed in lines:
+            return None
+        time.sleep(0.005)
     return None
 
 

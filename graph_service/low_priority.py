@@ -64,11 +64,19 @@ class LowPriorityWorker:
 
     def __init__(self, name: str = "servable-load") -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix=name, initializer=_lower_this_thread)
+        self._thread_id: int | None = None
 
     @property
     def thread_id(self) -> int:
-        """The worker's OS thread id (it starts the thread if it has not run yet)."""
-        return self.call(threading.get_native_id)
+        """The worker's OS thread id (it starts the thread if it has not run yet).
+
+        Asked once and kept: the pool's one thread lives as long as the pool, and
+        each round trip to it is a wake-up of an idle-class thread that then needs
+        the GIL, at the start of every load.
+        """
+        if self._thread_id is None:
+            self._thread_id = self.call(threading.get_native_id)
+        return self._thread_id
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` there and return its result (or raise its exception)."""
