@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import grpc
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+from graph_service.command import graph_service_command
 
 AVAILABLE = 30  # ModelVersionStatus.State.AVAILABLE
 
@@ -48,15 +49,7 @@ class GraphServer:
         self.model = model
         self.log_path = log_path
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-        command = [
-            sys.executable,
-            "-m",
-            "graph_service",
-            "--host=127.0.0.1",
-            f"--port={self.grpc_port}",
-            f"--rest_api_port={self.rest_port}",
-            *flags,
-        ]
+        command = graph_service_command(self.grpc_port, self.rest_port, *flags)
         self._log = open(log_path, "w")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, env=env

@@ -21,6 +21,7 @@ from typing import Any
 
 from bench.stack_processes import Child
 from bench.stack_repository import DemoModel, model_repository, write_models_config
+from graph_service.command import LOCAL_STACK_FLAGS, graph_service_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,18 +79,9 @@ def graph_child(
     config = write_models_config(
         home / "models.config", demo.name, base, policy or "latest { num_versions: 1 }"
     )
-    argv = [
-        sys.executable,
-        "-m",
-        "graph_service",
-        "--host=127.0.0.1",
-        f"--port={grpc_port}",
-        f"--rest_api_port={rest_port}",
-        f"--model_config_file={config}",
-        "--file_system_poll_wait_seconds=1",
-        "--model_config_file_poll_wait_seconds=2",
-        "--allow_version_labels_for_unavailable_models=true",
-    ]
+    argv = graph_service_command(
+        grpc_port, rest_port, f"--model_config_file={config}", *LOCAL_STACK_FLAGS
+    )
     return Child("graph tier", argv, home / "graph.log", _env(), home), base
 
 

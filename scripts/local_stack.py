@@ -28,6 +28,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from graph_service.command import LOCAL_STACK_FLAGS, graph_service_command
+
 ROOT = Path(__file__).resolve().parent.parent
 TAIL_LINES = 25
 
@@ -180,21 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     graph = Child(
         "graph tier",
-        [
-            sys.executable,
-            "-m",
-            "graph_service",
-            "--host=127.0.0.1",
-            f"--port={args.graph_port}",
-            f"--rest_api_port={args.graph_rest_port}",
+        graph_service_command(
+            args.graph_port,
+            args.graph_rest_port,
             f"--model_config_file={args.models_config}",
-            "--file_system_poll_wait_seconds=1",
-            # Re-read models.config so label moves (export config, rollouts) apply live.
-            "--model_config_file_poll_wait_seconds=2",
-            # Labels in models.config may name a version that is still loading at
-            # start-up; TF Serving refuses such a config without this flag.
-            "--allow_version_labels_for_unavailable_models=true",
-        ],
+            *LOCAL_STACK_FLAGS,
+        ),
         log_dir / "graph.log",
         env,
     )

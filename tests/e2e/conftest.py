@@ -23,6 +23,8 @@ import httpx
 import pytest
 from logic.ctr_artifacts import fitted_transformer
 
+from graph_service.command import graph_service_command
+
 from . import alt_features
 from .ctr_versions import publish_guarded_model, publish_tensor_model, publish_version
 
@@ -178,18 +180,14 @@ def graph(stack_dir: Path, transformer: Any) -> Iterator[GraphTier]:
     )
     grpc_port, rest_port = free_port(), free_port()
     process = Process(
-        [
-            sys.executable,
-            "-m",
-            "graph_service",
-            "--host=127.0.0.1",
-            f"--port={grpc_port}",
-            f"--rest_api_port={rest_port}",
+        graph_service_command(
+            grpc_port,
+            rest_port,
             f"--model_config_file={config}",
             "--file_system_poll_wait_seconds=1",
             # as with TF Serving, labels on versions still loading need this at startup
             "--allow_version_labels_for_unavailable_models",
-        ],
+        ),
         stack_dir / "graph.log",
     )
     tier = GraphTier(process, grpc_port, rest_port, repo)

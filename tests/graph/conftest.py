@@ -35,6 +35,8 @@ from typing import TypeVar
 import pytest
 from model_zoo import Zoo, build_zoo
 
+from graph_service.command import graph_service_command
+
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_PATH = "/monitoring/prometheus/metrics"
 STARTUP_TIMEOUT_S = 120.0
@@ -168,13 +170,9 @@ def start_graph_server(
     grpc_port, rest_port = free_port(), free_port()
     while rest_port == grpc_port:
         rest_port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "graph_service",
-        f"--port={grpc_port}",
-        f"--rest_api_port={rest_port}",
-        "--host=127.0.0.1",
+    args = graph_service_command(
+        grpc_port,
+        rest_port,
         f"--model_config_file={config_path}",
         "--file_system_poll_wait_seconds=1",
         f"--model_config_file_poll_wait_seconds={config_poll_seconds}",
@@ -183,7 +181,7 @@ def start_graph_server(
         "--max_num_load_retries=0",
         "--allow_version_labels_for_unavailable_models",
         *extra_args,
-    ]
+    )
     log_file = log_path.open("w")
     process = subprocess.Popen(
         args, cwd=ROOT, env=graph_env(), stdout=log_file, stderr=subprocess.STDOUT

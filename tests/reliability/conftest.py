@@ -26,6 +26,7 @@ from e2e.ctr_versions import publish_tensor_model, publish_version
 from graph.model_zoo import build_slow
 from logic.ctr_artifacts import fitted_transformer
 
+from graph_service.command import graph_service_command
 from logic_service.features import ctr
 
 CTR = "ctr"
@@ -109,18 +110,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config.write_text(graph_config(repo))
     grpc_port, rest_port = free_port(), free_port()
     process = Process(
-        [
-            sys.executable,
-            "-m",
-            "graph_service",
-            "--host=127.0.0.1",
-            f"--port={grpc_port}",
-            f"--rest_api_port={rest_port}",
+        graph_service_command(
+            grpc_port,
+            rest_port,
             f"--model_config_file={config}",
             "--file_system_poll_wait_seconds=1",
             "--model_config_file_poll_wait_seconds=1",
             "--max_num_load_retries=0",
-        ],
+        ),
         root / "graph.log",
     )
     graph = GraphTier(process, grpc_port, rest_port, repo)
