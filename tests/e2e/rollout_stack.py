@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from graph_service.command import graph_service_command
+
 from .conftest import Process, free_port, wait_until
 from .ctr_versions import publish_version
 from .rollout_versions import publish_misbehaving
@@ -71,18 +73,14 @@ def build_repo(directory: Path, transformer: Any) -> tuple[Path, Path]:
 def start_graph(directory: Path, config: Path) -> tuple[Process, int]:
     grpc_port, rest_port = free_port(), free_port()
     process = Process(
-        [
-            sys.executable,
-            "-m",
-            "graph_service",
-            "--host=127.0.0.1",
-            f"--port={grpc_port}",
-            f"--rest_api_port={rest_port}",
+        graph_service_command(
+            grpc_port,
+            rest_port,
             f"--model_config_file={config}",
             "--file_system_poll_wait_seconds=1",
             # as with TF Serving, labels on versions still loading need this at startup
             "--allow_version_labels_for_unavailable_models",
-        ],
+        ),
         directory / "rollout-graph.log",
     )
     process.start()

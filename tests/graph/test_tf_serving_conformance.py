@@ -31,7 +31,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -61,6 +60,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
+
+from graph_service.command import graph_service_command
 
 RPC_TIMEOUT = 20.0
 HTTP_REST_TIMEOUT_MS = 5000
@@ -292,17 +293,13 @@ def run_server(workdir: Path, *flags: str) -> RunningServer:
         rest_api_port = free_port()
     socket_path = workdir / "tf-serving.sock"
     log_path = workdir / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "graph_service",
-        f"--port={port}",
-        f"--rest_api_port={rest_api_port}",
+    command = graph_service_command(
+        port,
+        rest_api_port,
         f"--rest_api_timeout_in_ms={HTTP_REST_TIMEOUT_MS}",
         f"--grpc_socket_path={socket_path}",
-        "--host=127.0.0.1",
         *flags,
-    ]
+    )
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=graph_env(), stdout=log, stderr=log)
     server = RunningServer(
