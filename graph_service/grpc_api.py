@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import grpc
 from tensorflow_serving.apis import (
@@ -31,10 +32,12 @@ DEFAULT_SERVER_OPTIONS: list[tuple[str, int | str]] = [
 ]
 
 
-async def _answer(api: str, context: grpc.aio.ServicerContext, call: Callable[[], Awaitable]):
+async def _answer(
+    api: str, context: grpc.aio.ServicerContext, call: Callable[[Any], Awaitable], request
+):
     try:
         with deadline_in(context.time_remaining()):  # None when the caller set no deadline
-            return await call()
+            return await call(request)
     except ServingError as exc:
         await context.abort(exc.code, exc.message)
     except grpc.aio.AbortError:
@@ -49,20 +52,20 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._core = core
 
     async def Predict(self, request, context):
-        return await _answer("Predict", context, lambda: self._core.predict(request))
+        return await _answer("Predict", context, self._core.predict, request)
 
     async def Classify(self, request, context):
-        return await _answer("Classify", context, lambda: self._core.classify(request))
+        return await _answer("Classify", context, self._core.classify, request)
 
     async def Regress(self, request, context):
-        return await _answer("Regress", context, lambda: self._core.regress(request))
+        return await _answer("Regress", context, self._core.regress, request)
 
     async def MultiInference(self, request, context):
-        return await _answer("MultiInference", context, lambda: self._core.multi_inference(request))
+        return await _answer("MultiInference", context, self._core.multi_inference, request)
 
     async def GetModelMetadata(self, request, context):
         return await _answer(
-            "GetModelMetadata", context, lambda: self._core.get_model_metadata(request)
+            "GetModelMetadata", context, self._core.get_model_metadata, request
         )
 
 
@@ -72,12 +75,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     async def GetModelStatus(self, request, context):
         return await _answer(
-            "GetModelStatus", context, lambda: self._core.get_model_status(request)
+            "GetModelStatus", context, self._core.get_model_status, request
         )
 
     async def HandleReloadConfigRequest(self, request, context):
         return await _answer(
-            "HandleReloadConfigRequest", context, lambda: self._core.reload_config(request)
+            "HandleReloadConfigRequest", context, self._core.reload_config, request
         )
 
 

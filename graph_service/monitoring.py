@@ -172,6 +172,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # Both children of one request label set in one lookup (observe_request).
+        self._request_children: dict[tuple, tuple[Any, Any]] = {}
         r = self.registry
         self.request_count = Counter(
             "tfserving_request_count",
@@ -242,9 +244,17 @@ class Metrics:
     def observe_request(
         self, api: str, model_name: str, version: int | None, status: str, seconds: float
     ) -> None:
-        v = "" if version is None else str(version)
-        self._child(self.request_count, model_name, v, api, status).inc()
-        self._child(self.request_latency, model_name, v, api).observe(seconds)
+        key = (api, model_name, version, status)
+        children = self._request_children.get(key)
+        if children is None:
+            v = "" if version is None else str(version)
+            children = self._request_children[key] = (
+                self._child(self.request_count, model_name, v, api, status),
+                self._child(self.request_latency, model_name, v, api),
+            )
+        count, latency = children
+        count.inc()
+        latency.observe(seconds)
 
     def observe_runtime(
         self, model_name: str, version: int, signature: str, seconds: float

@@ -20,8 +20,8 @@ from graph_service.servable import Servable
 from graph_service.tensor_proto import (
     TensorParseError,
     dtype_name,
+    fill_proto,
     to_ndarray,
-    to_proto,
 )
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -56,36 +56,71 @@ def check_dtype(alias_index: int, expected: int, got: np.ndarray, got_dtype: int
         )
 
 
+class _PredictPlan:
+    """What every Predict on one signature of one version checks against, read once.
+
+    Reading the SignatureDef's proto maps (sorting aliases, looking up dtypes)
+    on every request cost more than decoding the request's tensor did.
+    """
+
+    __slots__ = ("default_outputs", "feeds", "signature")
+
+    def __init__(self, signature) -> None:
+        self.signature = signature
+        # (alias, dtype) in feed order: sorted, as the session's arg[i] messages count them.
+        inputs = signature.inputs
+        self.feeds = tuple((alias, inputs[alias].dtype) for alias in sorted(inputs))
+        self.default_outputs = tuple(sorted(signature.outputs))
+
+
+def _predict_plan(servable: Servable, signature_name: str) -> _PredictPlan:
+    key = ("predict", signature_name)
+    plan = servable.derived.get(key)
+    if plan is None:
+        plan = servable.derived[key] = _PredictPlan(predict_signature(servable, signature_name))
+    return plan
+
+
 def prepare_predict(servable: Servable, request: predict_pb2.PredictRequest) -> PreparedRun:
-    signature_name = signature_name_of(request.model_spec.signature_name)
-    signature = predict_signature(servable, signature_name)
-    if len(request.inputs) != len(signature.inputs):
-        sent = sorted(request.inputs)
-        expected = sorted(signature.inputs)
-        extra = sorted(set(sent) - set(expected))
-        missing = sorted(set(expected) - set(sent))
-        raise invalid_argument(
-            f"input size does not match signature: {len(sent)}!={len(expected)} "
-            f"len({{{','.join(sent)}}}) != len({{{','.join(expected)}}}). "
-            f"Sent extra: {{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}."
-        )
+    signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    plan = _predict_plan(servable, signature_name)
+    sent = request.inputs
+    feeds = plan.feeds
+    if len(sent) != len(feeds) or not all(alias in sent for alias, _ in feeds):
+        _refuse_inputs(plan.signature, sent)
     inputs: dict[str, np.ndarray] = {}
-    feed_order = sorted(request.inputs)
-    for alias in feed_order:
-        info = signature.inputs.get(alias)
-        if info is None:
-            raise invalid_argument(
-                f"input tensor alias not found in signature: {alias}. Inputs expected to be "
-                f"in the set {{{','.join(sorted(signature.inputs))}}}."
-            )
-        tensor = request.inputs[alias]
+    for index, (alias, dtype) in enumerate(feeds):
+        tensor = sent[alias]
         try:
             array = to_ndarray(tensor)
         except TensorParseError:
             raise invalid_argument(f"tensor parsing error: {alias}") from None
-        check_dtype(feed_order.index(alias), info.dtype, array, tensor.dtype)
+        check_dtype(index, dtype, array, tensor.dtype)
         inputs[alias] = array
-    return PreparedRun(signature_name, inputs, output_aliases(signature, request.output_filter))
+    output_filter = request.output_filter
+    outputs = (
+        output_aliases(plan.signature, output_filter) if output_filter else plan.default_outputs
+    )
+    return PreparedRun(signature_name, inputs, outputs)
+
+
+def _refuse_inputs(signature, sent) -> None:
+    """The request's input aliases are not the signature's: TF Serving's message for how."""
+    names = sorted(sent)
+    expected = sorted(signature.inputs)
+    if len(names) != len(expected):
+        extra = sorted(set(names) - set(expected))
+        missing = sorted(set(expected) - set(names))
+        raise invalid_argument(
+            f"input size does not match signature: {len(names)}!={len(expected)} "
+            f"len({{{','.join(names)}}}) != len({{{','.join(expected)}}}). "
+            f"Sent extra: {{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}."
+        )
+    alias = next(a for a in names if a not in signature.inputs)
+    raise invalid_argument(
+        f"input tensor alias not found in signature: {alias}. Inputs expected to be "
+        f"in the set {{{','.join(expected)}}}."
+    )
 
 
 def output_aliases(signature, output_filter) -> tuple[str, ...]:
@@ -112,12 +147,12 @@ def finish_predict(
     spec.name = servable.name
     spec.version.value = servable.version
     spec.signature_name = prepared.signature_name
+    tensors = response.outputs
     for alias in prepared.output_aliases:
         try:
-            proto = to_proto(outputs[alias])
+            fill_proto(tensors[alias], outputs[alias])
         except (KeyError, TensorParseError) as exc:
             raise ServingError(
                 grpc.StatusCode.INTERNAL, f"cannot encode output {alias}: {exc}"
             ) from None
-        response.outputs[alias].CopyFrom(proto)
     return response

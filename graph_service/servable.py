@@ -17,7 +17,7 @@ import ctypes
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,10 @@ class Servable:
         self.meta_graph = meta_graph
         self.signatures = dict(meta_graph.signature_def)
         self._plans: dict[tuple[tuple[str, ...], tuple[str, ...]], _RunPlan] = {}
+        # Facts the request paths derive from this version's signatures once and
+        # then read on every request (prediction.py's predict plans, the
+        # alias-to-tensor names below); they live and die with the version.
+        self.derived: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
         self._caller_thread = caller_thread
 
@@ -275,10 +279,15 @@ class Servable:
         timeout_s: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Run one signature with inputs/outputs named by their signature aliases."""
-        signature = self.signatures[signature_name]
-        aliases = sorted(inputs)
-        feed_names = [signature.inputs[a].name for a in aliases]
-        fetch_names = [signature.outputs[a].name for a in output_aliases]
+        key = ("run", signature_name, tuple(inputs), tuple(output_aliases))
+        names = self.derived.get(key)
+        if names is None:
+            signature = self.signatures[signature_name]
+            aliases = tuple(sorted(inputs))
+            feed_names = tuple(signature.inputs[a].name for a in aliases)
+            fetch_names = tuple(signature.outputs[a].name for a in output_aliases)
+            names = self.derived[key] = (aliases, feed_names, fetch_names)
+        aliases, feed_names, fetch_names = names
         values = self.run_tensors(
             feed_names, fetch_names, [inputs[a] for a in aliases], call, timeout_s
         )

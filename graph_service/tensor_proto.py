@@ -151,11 +151,22 @@ def _fill(out: np.ndarray, values, count: int, empty) -> None:
 
 def to_proto(array: np.ndarray, dtype: int | None = None) -> TensorProto:
     """Encode like Tensor::AsProtoField: shape plus the typed ``*_val`` list."""
+    proto = TensorProto()
+    fill_proto(proto, array, dtype)
+    return proto
+
+
+def fill_proto(proto: TensorProto, array: np.ndarray, dtype: int | None = None) -> None:
+    """``to_proto`` into an empty TensorProto that already sits in its response.
+
+    Writing into ``response.outputs[alias]`` directly saves building a message
+    and copying it over, once per output of every answer.
+    """
     array = np.asarray(array)
     if dtype is None:
         dtype = dtype_for_numpy(array)
     info = DTYPES[dtype]
-    proto = TensorProto(dtype=dtype)
+    proto.dtype = dtype
     dims = proto.tensor_shape.dim
     for size in array.shape:
         dims.add().size = int(size)
@@ -171,7 +182,6 @@ def to_proto(array: np.ndarray, dtype: int | None = None) -> TensorProto:
         getattr(proto, info.field).extend(pairs.tolist())
     else:
         getattr(proto, info.field).extend(flat.astype(info.numpy, copy=False).tolist())
-    return proto
 
 
 def shape_proto(shape: tuple[int, ...]) -> tensor_shape_pb2.TensorShapeProto:

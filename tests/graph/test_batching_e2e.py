@@ -18,7 +18,8 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from conftest import GraphServer, run_graph_cli, start_graph_server, wait_for
+from conftest import GraphServer, model_states, run_graph_cli, start_graph_server, wait_for
+from model_zoo import publish_version
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 MAX_BATCH = 8
@@ -150,6 +151,58 @@ def test_request_larger_than_max_batch_size_is_refused(batching_server: GraphSer
     )
     assert answer.status_code == 400
     assert "larger than maximum input batch size" in answer.json()["error"]
+
+
+def test_a_new_version_takes_over_batching_without_a_failed_request(
+    batching_server: GraphServer, model_zoo
+) -> None:
+    # Batch queues are found per version (server_core.py keeps them by servable):
+    # while version 2 is published and version 1 unloads, callers keep coming;
+    # every one gets its own rows, and afterwards batches run on version 2 only.
+    import tensorflow as tf
+
+    served: list[int] = []
+    failures: list[str] = []
+
+    async def main() -> None:
+        async with grpc.aio.insecure_channel(batching_server.grpc_target) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+            async def call(caller: int) -> int:
+                xs = xs_for(caller)
+                request = predict_pb2.PredictRequest()
+                request.model_spec.name = "half_plus_two"
+                request.inputs["x"].CopyFrom(tf.make_tensor_proto(xs))
+                try:
+                    response = await stub.Predict(request, timeout=60)
+                except grpc.aio.AioRpcError as exc:
+                    failures.append(f"{exc.code().name}: {exc.details()}")
+                    return 0
+                np.testing.assert_allclose(tf.make_ndarray(response.outputs["y"]), xs * 0.5 + 2)
+                return response.model_spec.version.value
+
+            async def callers_until(done) -> None:
+                round_ = 0
+                while not done():
+                    served.extend(await asyncio.gather(*(call(round_ * 8 + i) for i in range(8))))
+                    round_ += 1
+
+            def swapped() -> bool:
+                return model_states(batching_server.grpc_target, "half_plus_two") == {
+                    2: "AVAILABLE",
+                    1: "END",
+                }
+
+            publish_version(
+                model_zoo.originals / "half_plus_two_b2", batching_server.repo / "half_plus_two", 2
+            )
+            await asyncio.wait_for(callers_until(swapped), timeout=120)
+            after = await asyncio.gather(*(call(1000 + i) for i in range(16)))
+            assert after == [2] * 16
+
+    asyncio.run(main())
+    assert not failures
+    assert set(served) <= {1, 2}
 
 
 def test_a_bad_batching_file_stops_the_server_with_the_reason(tmp_path: Path) -> None:
