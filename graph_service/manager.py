@@ -45,6 +45,9 @@ class State(enum.IntEnum):
     END = 50
 
 
+_AVAILABLE = State.AVAILABLE  # read on every request (an enum attribute lookup costs more)
+
+
 @dataclass
 class VersionEntry:
     version: int
@@ -185,12 +188,14 @@ class Manager:
             entry: VersionEntry | None = None
             if model is not None:
                 if version is None:
-                    available = [e for e in model.versions.values() if e.state == State.AVAILABLE]
-                    if available:
-                        entry = max(available, key=lambda e: e.version)
+                    for candidate in model.versions.values():  # the highest AVAILABLE one
+                        if candidate.state is _AVAILABLE and (
+                            entry is None or candidate.version > entry.version
+                        ):
+                            entry = candidate
                 else:
                     candidate = model.versions.get(version)
-                    if candidate is not None and candidate.state == State.AVAILABLE:
+                    if candidate is not None and candidate.state is _AVAILABLE:
                         entry = candidate
             if entry is None:
                 request = f"Latest({name})" if version is None else f"Specific({name}, {version})"

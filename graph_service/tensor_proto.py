@@ -9,7 +9,6 @@ the last value, and answers with the typed ``*_val`` fields
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +63,15 @@ for _enum, _info in DTYPES.items():
         _BY_NUMPY.setdefault(_info.numpy, _enum)
 
 
+# *_val fields that take the array's values as they are (everything but string,
+# half/bfloat16 bit patterns and complex pairs).
+_PLAIN_FIELDS = frozenset(
+    info.field
+    for info in DTYPES.values()
+    if info.field not in ("string_val", "half_val", "scomplex_val", "dcomplex_val")
+)
+
+
 class TensorParseError(ValueError):
     """The TensorProto cannot be turned into a tensor (bad dtype, shape or value count)."""
 
@@ -76,12 +84,13 @@ def dtype_name(dtype: int) -> str:
 
 
 def dtype_for_numpy(array: np.ndarray) -> int:
-    if array.dtype == np.dtype(object) or array.dtype.kind in ("S", "U"):
+    dtype = array.dtype
+    enum = _BY_NUMPY.get(dtype)
+    if enum is not None:
+        return enum
+    if dtype.kind in ("O", "S", "U"):
         return types_pb2.DT_STRING
-    try:
-        return _BY_NUMPY[array.dtype]
-    except KeyError:
-        raise TensorParseError(f"unsupported numpy dtype {array.dtype}") from None
+    raise TensorParseError(f"unsupported numpy dtype {dtype}")
 
 
 def to_ndarray(proto: TensorProto) -> np.ndarray:
@@ -92,18 +101,22 @@ def to_ndarray(proto: TensorProto) -> np.ndarray:
     shape_proto = proto.tensor_shape
     if shape_proto.unknown_rank:
         raise TensorParseError("tensor shape has unknown rank")
-    shape = tuple(d.size for d in shape_proto.dim)
+    # One plain loop for every shape check: this runs for each input of each request.
+    shape = [d.size for d in shape_proto.dim]
     if len(shape) > NUMPY_MAX_RANK:
         raise TensorParseError(
             f"tensor of rank {len(shape)}: at most {NUMPY_MAX_RANK} dimensions are supported"
         )
-    if any(size < 0 for size in shape):
-        raise TensorParseError(f"negative dimension in shape {list(shape)}")
-    count = math.prod(shape)
-    # zeros ignored: numpy refuses even an empty array whose other dimensions overflow
-    if math.prod(max(size, 1) for size in shape) * info.numpy.itemsize > MAX_TENSOR_BYTES:
+    count = 1
+    extent = 1  # zeros ignored: numpy refuses even an empty array whose other dims overflow
+    for size in shape:
+        if size < 0:
+            raise TensorParseError(f"negative dimension in shape {shape}")
+        count *= size
+        extent *= size or 1
+    if extent * info.numpy.itemsize > MAX_TENSOR_BYTES:
         raise TensorParseError(
-            f"shape {list(shape)} of {info.name} is too large: "
+            f"shape {shape} of {info.name} is too large: "
             f"a request carries at most {MAX_TENSOR_BYTES} bytes"
         )
     if proto.dtype == types_pb2.DT_STRING:
@@ -162,16 +175,19 @@ def fill_proto(proto: TensorProto, array: np.ndarray, dtype: int | None = None) 
     Writing into ``response.outputs[alias]`` directly saves building a message
     and copying it over, once per output of every answer.
     """
-    array = np.asarray(array)
+    if type(array) is not np.ndarray:
+        array = np.asarray(array)
     if dtype is None:
         dtype = dtype_for_numpy(array)
     info = DTYPES[dtype]
     proto.dtype = dtype
     dims = proto.tensor_shape.dim
     for size in array.shape:
-        dims.add().size = int(size)
+        dims.add(size=size)
     flat = array.reshape(-1)
-    if dtype == types_pb2.DT_STRING:
+    if info.field in _PLAIN_FIELDS:  # the numeric common case first: one C-level extend
+        getattr(proto, info.field).extend(flat.astype(info.numpy, copy=False).tolist())
+    elif dtype == types_pb2.DT_STRING:
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in flat)
     elif info.field == "half_val":
         proto.half_val.extend(flat.astype(info.numpy).view(np.uint16).tolist())
@@ -180,8 +196,6 @@ def fill_proto(proto: TensorProto, array: np.ndarray, dtype: int | None = None) 
         pairs[0::2] = flat.real
         pairs[1::2] = flat.imag
         getattr(proto, info.field).extend(pairs.tolist())
-    else:
-        getattr(proto, info.field).extend(flat.astype(info.numpy, copy=False).tolist())
 
 
 def shape_proto(shape: tuple[int, ...]) -> tensor_shape_pb2.TensorShapeProto:
