@@ -10,7 +10,9 @@ Two tierkit extensions: ``--host`` (default ``0.0.0.0``, as TF Serving binds)
 chooses the bind address of the gRPC and REST listeners, so a local stack can
 stay on 127.0.0.1; ``--split_cores_for_loads`` (default true) keeps a loading
 version on one core and serving on the others while it loads (load_cores.py),
-and can be turned off where the operator pins threads some other way.
+and can be turned off where the operator pins threads some other way;
+``--batch_class_helper_threads`` (default true) runs every thread but the event
+loop as SCHED_BATCH so their wake-ups do not preempt it (helper_threads.py).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class ServerOptions:
     host: str = "0.0.0.0"
     # tierkit extension: while a version loads, it gets one core, serving the rest.
     split_cores_for_loads: bool = True
+    # tierkit extension: helper threads wake without preempting the event loop.
+    batch_class_helper_threads: bool = True
 
 
 # Flags that exist only to be accepted: they tune parts of the C++ server that
@@ -112,6 +116,10 @@ IGNORED_FLAGS = frozenset(
 _EXTENSIONS = {
     "host": " (tierkit extension: bind address)",
     "split_cores_for_loads": " (tierkit extension: a loading version gets its own core)",
+    "batch_class_helper_threads": (
+        " (tierkit extension: helper threads are SCHED_BATCH, so waking them never"
+        " preempts the event loop)"
+    ),
 }
 
 _FIELDS: dict[str, Any] = {f.name: f for f in fields(ServerOptions)}

@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass
 
 from graph_service.flags import FlagError, ServerOptions, parse_grpc_channel_arguments
@@ -146,6 +147,7 @@ def _core_options(options: ServerOptions):
         enforce_session_run_timeout=options.enforce_session_run_timeout,
         request_threads=max(4, 2 * (os.cpu_count() or 1)),
         split_cores_for_loads=options.split_cores_for_loads,
+        batch_class_helper_threads=options.batch_class_helper_threads,
     )
 
 
@@ -247,6 +249,13 @@ async def serve(startup: StartupConfig) -> int:
     rest_task: asyncio.Task | None = None
     if rest_socket is not None:
         rest_server, rest_task = await _start_rest(startup, core, metrics, rest_socket)
+
+    if options.batch_class_helper_threads:
+        from graph_service.helper_threads import yield_to_loop
+
+        # After both front ends started: grpcio's threads exist now.
+        moved = yield_to_loop(threading.get_native_id())
+        log.info("%d helper threads run as SCHED_BATCH: the event loop keeps its core", moved)
 
     config_task = None
     if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:

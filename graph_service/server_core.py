@@ -49,6 +49,7 @@ from graph_service.example_inference import (
     regression_result,
     run_multi_inference,
 )
+from graph_service.helper_threads import batch_class_this_thread
 from graph_service.load_cores import LoadCores
 from graph_service.low_priority import LowPriorityWorker
 from graph_service.manager import Manager, ServableHandle, State
@@ -107,6 +108,8 @@ class CoreOptions:
     reload_wait_seconds: float = 600.0
     # While a version loads, its threads get one core and serving the rest (load_cores.py).
     split_cores_for_loads: bool = True
+    # Pool threads started later are batch-class too (helper_threads.py).
+    batch_class_helper_threads: bool = True
 
 
 class ServerCore:
@@ -119,7 +122,7 @@ class ServerCore:
         self._executor = ThreadPoolExecutor(
             max_workers=max(options.request_threads, 1),
             thread_name_prefix="graph-run",
-            initializer=name_os_thread,
+            initializer=_start_helper if options.batch_class_helper_threads else name_os_thread,
         )
         self._placement = RunPlacement(options.loop_run_budget_s)  # loads admit to it
         self.manager = Manager(
@@ -484,6 +487,11 @@ class _Observation:
             )
         if isinstance(exc, Exception) and not isinstance(exc, ServingError):
             raise self.core._internal(self.api, exc) from None
+
+
+def _start_helper() -> None:
+    name_os_thread()
+    batch_class_this_thread()
 
 
 def _time_left(deadline: float | None) -> float | None:
