@@ -24,6 +24,7 @@ from graph_service.servable import Servable, SessionOptions
 
 LINUX = sys.platform.startswith("linux")
 SCHED_IDLE = getattr(os, "SCHED_IDLE", 5)
+SCHED_BATCH = getattr(os, "SCHED_BATCH", 3)
 
 # (signature input name, dtype, values with a leading batch dimension)
 DTYPE_CASES = [
@@ -141,10 +142,17 @@ def test_only_the_load_worker_is_idle_class_after_the_server_loaded_its_models(
 ) -> None:
     # Threads inherit their creator's policy: had TensorFlow's shared pools been
     # created by a load on the worker, every graph run would be idle-class too.
+    # Once serving, helpers are batch-class (helper_threads.py): full CPU share,
+    # nice 0, but their wake-ups do not preempt the event loop.
     threads = _threads(graph_server.process.pid)
     idle = [name for name, policy, _ in threads if policy == SCHED_IDLE]
     assert len(idle) == 1 and idle[0].startswith("servable-load"), threads
-    assert [t for t in threads if t[0].startswith("tf_") and (t[1] != 0 or t[2] != 0)] == []
+    tf_threads = [t for t in threads if t[0].startswith("tf_")]
+    assert tf_threads, threads
+    assert [t for t in tf_threads if t[1] != SCHED_BATCH or t[2] != 0] == []
+    pid = graph_server.process.pid
+    loop_stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    assert int(loop_stat[38]) == 0, threads  # the event loop (main thread) stays SCHED_OTHER
 
 
 def test_a_version_published_without_its_variables_fails_to_load(tmp_path: Path) -> None:
