@@ -25,19 +25,9 @@ starts later (the asyncio default executor for config reloads) are not hot.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 
-log = logging.getLogger("graph_service")
-
-_TASKS = "/proc/self/task"
-
-
-def _thread_ids() -> list[int]:
-    try:
-        return [int(name) for name in os.listdir(_TASKS)]
-    except OSError:
-        return []
+from graph_service.thread_names import process_thread_ids
 
 
 def make_batch_class(tid: int) -> bool:
@@ -45,7 +35,7 @@ def make_batch_class(tid: int) -> bool:
     if not hasattr(os, "SCHED_BATCH"):
         return False
     # A thread may have exited since it was listed, or not be ours to change.
-    with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+    with contextlib.suppress(OSError):
         if os.sched_getscheduler(tid) != os.SCHED_OTHER:
             return False  # idle-class (or real-time): not ours to raise or lower
         os.sched_setscheduler(tid, os.SCHED_BATCH, os.sched_param(0))
@@ -58,7 +48,7 @@ def yield_to_loop(loop_thread: int) -> int:
 
     Returns how many threads changed (0 where the platform has no SCHED_BATCH).
     """
-    return sum(make_batch_class(tid) for tid in _thread_ids() if tid != loop_thread)
+    return sum(make_batch_class(tid) for tid in process_thread_ids() if tid != loop_thread)
 
 
 def batch_class_this_thread() -> None:

@@ -32,17 +32,9 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 
+from graph_service.thread_names import process_thread_ids
+
 log = logging.getLogger("graph_service")
-
-_TASKS = "/proc/self/task"
-
-
-def _thread_ids() -> list[int]:
-    try:
-        return [int(name) for name in os.listdir(_TASKS)]
-    except OSError:
-        return []
-
 
 def _pin(tid: int, cores: set[int]) -> None:
     # A thread may have exited since it was listed, or not be ours to move.
@@ -76,12 +68,12 @@ class LoadCores:
             return
         loaders = set(loader_threads)
         with self._lock:
-            for tid in _thread_ids():
+            for tid in process_thread_ids():
                 _pin(tid, self._load if tid in loaders else self._serving)
             try:
                 yield
             finally:
-                for tid in _thread_ids():
+                for tid in process_thread_ids():
                     _pin(tid, self._all)
 
 

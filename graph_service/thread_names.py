@@ -6,6 +6,7 @@ Python names its threads only for itself; every one shows as "python" to the OS.
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 import threading
 
@@ -21,3 +22,11 @@ def name_os_thread(name: str | None = None) -> None:
         libc.prctl(PR_SET_NAME, (name or threading.current_thread().name).encode()[:15], 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def process_thread_ids() -> list[int]:
+    """The OS thread ids of this process now (empty where /proc is missing)."""
+    try:
+        return [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        return []
