@@ -139,11 +139,9 @@ class ServerCore:
             ),
             reload_wait_seconds=options.reload_wait_seconds,
         )
-        # (scheduler key, lookup) of each version's batch queues, and the queues by
-        # lookup (servable, signature, input aliases, outputs): see _open_queue.
-        self._batch_keys: dict[tuple[str, int], set[tuple[tuple, tuple]]] = {}
+        # Batch queues by (servable, signature, input aliases, outputs): see _open_queue.
         self._queues: dict[tuple, BatchQueue] = {}
-        self._batch_keys_lock = threading.Lock()
+        self._queues_lock = threading.Lock()
         # Loads' C++ work runs here so serving threads win the CPU (low_priority.py).
         self._load_worker = LowPriorityWorker()
         self._load_cores = LoadCores(options.split_cores_for_loads)
@@ -188,12 +186,15 @@ class ServerCore:
         self, name: str, version: int, event: str, seconds: float, error: ServingError | None
     ) -> None:
         if event == "unloaded" and self._batcher is not None:
-            with self._batch_keys_lock:
-                keys = self._batch_keys.pop((name, version), set())
-                for _, lookup in keys:
-                    self._queues.pop(lookup, None)
-            for key, _ in keys:
-                self._batcher.remove(key)
+            with self._queues_lock:
+                gone = [
+                    lookup
+                    for lookup in self._queues
+                    if (lookup[0].name, lookup[0].version) == (name, version)
+                ]
+                queues = [self._queues.pop(lookup) for lookup in gone]
+            for queue in queues:
+                queue.close()
         if self.metrics is None:
             return
         if event == "unloaded":
@@ -287,8 +288,7 @@ class ServerCore:
             prepared.output_aliases,
         )
         queue = self._batcher.queue(key, _Runner(servable, prepared, self.metrics))
-        with self._batch_keys_lock:
-            self._batch_keys.setdefault((servable.name, servable.version), set()).add((key, lookup))
+        with self._queues_lock:
             self._queues[lookup] = queue
         return queue
 
