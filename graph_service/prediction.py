@@ -82,7 +82,7 @@ def _predict_plan(servable: Servable, signature_name: str) -> _PredictPlan:
 
 
 def prepare_predict(servable: Servable, request: predict_pb2.PredictRequest) -> PreparedRun:
-    signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    signature_name = signature_name_of(request.model_spec.signature_name)
     plan = _predict_plan(servable, signature_name)
     sent = request.inputs
     feeds = plan.feeds
