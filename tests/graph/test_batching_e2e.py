@@ -66,6 +66,19 @@ def xs_for(caller: int) -> np.ndarray:
     return (caller * 10 + np.arange(rows, dtype=np.float32)).reshape(rows, 1)
 
 
+async def predict_own_rows(stub, caller: int) -> predict_pb2.PredictResponse:
+    """Predict ``xs_for(caller)`` over gRPC and check the answer is the caller's own rows."""
+    import tensorflow as tf
+
+    xs = xs_for(caller)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(xs))
+    response = await stub.Predict(request, timeout=60)
+    np.testing.assert_allclose(tf.make_ndarray(response.outputs["y"]), xs * 0.5 + 2)
+    return response
+
+
 def batch_histogram(server: GraphServer) -> tuple[float, float]:
     """(number of batched graph calls, rows in them) from the server's Prometheus text."""
     text = httpx.get(server.rest_url + server.metrics_path, timeout=30).text
@@ -85,14 +98,7 @@ def test_concurrent_grpc_callers_each_get_their_own_rows(batching_server: GraphS
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
             async def call(caller: int) -> None:
-                import tensorflow as tf
-
-                xs = xs_for(caller)
-                request = predict_pb2.PredictRequest()
-                request.model_spec.name = "half_plus_two"
-                request.inputs["x"].CopyFrom(tf.make_tensor_proto(xs))
-                response = await stub.Predict(request, timeout=60)
-                np.testing.assert_allclose(tf.make_ndarray(response.outputs["y"]), xs * 0.5 + 2)
+                response = await predict_own_rows(stub, caller)
                 assert response.model_spec.version.value == 1
                 assert response.model_spec.signature_name == "serving_default"
 
@@ -159,8 +165,6 @@ def test_a_new_version_takes_over_batching_without_a_failed_request(
     # Batch queues are found per version (server_core.py keeps them by servable):
     # while version 2 is published and version 1 unloads, callers keep coming;
     # every one gets its own rows, and afterwards batches run on version 2 only.
-    import tensorflow as tf
-
     served: list[int] = []
     failures: list[str] = []
 
@@ -169,16 +173,11 @@ def test_a_new_version_takes_over_batching_without_a_failed_request(
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
             async def call(caller: int) -> int:
-                xs = xs_for(caller)
-                request = predict_pb2.PredictRequest()
-                request.model_spec.name = "half_plus_two"
-                request.inputs["x"].CopyFrom(tf.make_tensor_proto(xs))
                 try:
-                    response = await stub.Predict(request, timeout=60)
+                    response = await predict_own_rows(stub, caller)
                 except grpc.aio.AioRpcError as exc:
                     failures.append(f"{exc.code().name}: {exc.details()}")
                     return 0
-                np.testing.assert_allclose(tf.make_ndarray(response.outputs["y"]), xs * 0.5 + 2)
                 return response.model_spec.version.value
 
             async def callers_until(done) -> None:
