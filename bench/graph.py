@@ -231,8 +231,7 @@ def _paired(model, expected, params_path, workdir, level, args, loadgen) -> Pair
     response, body = constant_responses(model, expected)
     ports = (free_port(), free_port())
     noop = NoopServers(NoopSpec(*ports, response, body))
-    flags = ["--model_name=" + model.name, f"--model_base_path={model.version_dir.parent}"]
-    flags += ["--enable_batching", f"--batching_parameters_file={params_path}"]
+    flags = _server_flags(model, True, params_path)
     try:
         server = GraphServer(
             flags, workdir / "graph_service-paired.log", model.name, (int(model.version_dir.name),)
@@ -284,10 +283,16 @@ def _breakdown(model, expected, level, args, loadgen, cells) -> None:
             noop.close()
 
 
-def _server_cells(model, batching, params_path, expected, workdir, levels, args, loadgen, cells):
+def _server_flags(model, batching: bool, params_path: Path) -> list[str]:
+    """graph_service's flags for the model under test (the table's and the pairs')."""
     flags = ["--model_name=" + model.name, f"--model_base_path={model.version_dir.parent}"]
     if batching:
         flags += ["--enable_batching", f"--batching_parameters_file={params_path}"]
+    return flags
+
+
+def _server_cells(model, batching, params_path, expected, workdir, levels, args, loadgen, cells):
+    flags = _server_flags(model, batching, params_path)
     log = workdir / f"graph_service{'-batching' if batching else ''}.log"
     server = GraphServer(flags, log, model.name, (int(model.version_dir.name),))
     try:
