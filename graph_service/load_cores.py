@@ -30,11 +30,13 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
+from graph_service.load_pacing import no_pacing
 from graph_service.thread_names import process_thread_ids
 
 log = logging.getLogger("graph_service")
+
 
 def _pin(tid: int, cores: set[int]) -> None:
     # A thread may have exited since it was listed, or not be ours to move.
@@ -61,8 +63,14 @@ class LoadCores:
         return bool(self._load)
 
     @contextlib.contextmanager
-    def loading(self, loader_threads: Iterable[int]) -> Iterator[None]:
-        """Within this block ``loader_threads`` run on the load core, all others not."""
+    def loading(
+        self, loader_threads: Iterable[int], pace: Callable[[], None] = no_pacing
+    ) -> Iterator[None]:
+        """Within this block ``loader_threads`` run on the load core, all others not.
+
+        Each move is a system call made with the GIL held; ``pace`` is offered a
+        pause after each, so a request needing the GIL does not wait for them all.
+        """
         if not self._load:
             yield
             return
@@ -70,11 +78,13 @@ class LoadCores:
         with self._lock:
             for tid in process_thread_ids():
                 _pin(tid, self._load if tid in loaders else self._serving)
+                pace()
             try:
                 yield
             finally:
                 for tid in process_thread_ids():
                     _pin(tid, self._all)
+                    pace()
 
 
 def _process_cores() -> set[int]:

@@ -25,13 +25,15 @@ proves itself again. Every run is timed, on the pool too.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from graph_service.load_pacing import no_pacing
+from graph_service.meta_graph_wire import Buffer, graph_has_ops
 
 # Ops whose cost can follow the values of the inputs (loops, branches, calls into
 # code we cannot see), in TF1 and TF2 spelling. A graph with any of them never runs
@@ -52,11 +54,9 @@ SLOW_BY_FAR = 10  # x budget: a run on the loop this slow goes back, whatever th
 DEFAULT_BUDGET_S = 0.0005
 
 
-def has_value_dependent_ops(meta_graph) -> bool:
-    """Whether the graph, or any function in its library, contains such an op."""
-    graph = meta_graph.graph_def
-    functions = (node for function in graph.library.function for node in function.node_def)
-    return any(node.op in VALUE_DEPENDENT_OPS for node in itertools.chain(graph.node, functions))
+def has_value_dependent_ops(graph_def: Buffer, pace: Callable[[], None] = no_pacing) -> bool:
+    """Whether the serialized graph, or any function in its library, contains such an op."""
+    return graph_has_ops(graph_def, VALUE_DEPENDENT_OPS, pace)
 
 
 def numeric_elements(inputs: Mapping[str, np.ndarray]) -> int | None:
@@ -79,8 +79,8 @@ class _Record:
 class RunPlacement:
     """Per (version, signature): may its next run stay on the loop thread?
 
-    A version is admitted when it loads (``admit``, on the loading thread: the
-    graph scan stays off the serving path); one that is not admitted never runs on
+    A version is admitted when it loads (``admit``, on the loading thread, by the
+    scan ``Servable.load`` made of its graph); one that is not admitted never runs on
     the loop, and its runs are not recorded. Reads and writes come from the loop
     and from pool threads; a lock keeps each record's fields consistent.
     """
@@ -96,7 +96,7 @@ class RunPlacement:
         if (
             self.budget_s > 0
             and servable.runs_in_caller_thread
-            and not has_value_dependent_ops(servable.meta_graph)
+            and not servable.value_dependent_ops
         ):
             with self._lock:
                 self._records[servable] = {}

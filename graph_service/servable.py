@@ -24,10 +24,13 @@ from typing import Any
 
 import grpc
 import numpy as np
-from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+from tensorflow.core.protobuf import config_pb2
 
 from graph_service.c_tensors import InputTensors, to_numpy
 from graph_service.errors import ServingError
+from graph_service.load_pacing import no_pacing
+from graph_service.meta_graph_wire import split_meta_graph
+from graph_service.run_placement import has_value_dependent_ops
 from graph_service.tf_c_api import CApiError, Status, TF_Buffer, TF_Output, lib
 
 log = logging.getLogger("graph_service")
@@ -149,6 +152,7 @@ class Servable:
         graph: int,
         meta_graph,
         caller_thread: bool = False,
+        value_dependent_ops: bool = True,
     ) -> None:
         self.name = name
         self.version = version
@@ -164,6 +168,9 @@ class Servable:
         self.derived: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
         self._caller_thread = caller_thread
+        # Whether the graph has ops whose cost can follow input values (run_placement.py);
+        # found in the serialized graph by ``load``, which never parses it (meta_graph_wire.py).
+        self.value_dependent_ops = value_dependent_ops
 
     @property
     def runs_in_caller_thread(self) -> bool:
@@ -191,13 +198,21 @@ class Servable:
 
     @classmethod
     def load(
-        cls, name: str, version: int, path: Path, options: SessionOptions, call: CallIn = run_here
+        cls,
+        name: str,
+        version: int,
+        path: Path,
+        options: SessionOptions,
+        call: CallIn = run_here,
+        pace: Callable[[], None] = no_pacing,
     ) -> Servable:
         """Load ``path`` into a fresh graph/session; raises ServingError on any failure.
 
-        ``call`` runs the C++ load (everything but parsing the MetaGraphDef it returns);
+        ``call`` runs the C++ load (everything but reading the MetaGraphDef it returns);
         its restore and init runs execute on that same thread where the options
         allow it (``SessionOptions.runs_in_caller_thread``), so at its priority.
+        ``pace`` is offered a pause between the steps of Python work that follow
+        (load_pacing.py).
         """
         c = lib()
         load_run = _RunOptions.for_run(None, options.runs_in_caller_thread)
@@ -213,16 +228,15 @@ class Servable:
                     graph, meta_buffer, status.ptr,
                 )
                 status.check()
-            meta_graph = meta_graph_pb2.MetaGraphDef.FromString(
-                ctypes.string_at(meta_buffer.contents.data, meta_buffer.contents.length)
-            )
+            meta_graph, value_dependent_ops = _read_meta_graph(meta_buffer.contents, pace)
         except CApiError as exc:
             c.TF_DeleteGraph(graph)
             raise _load_error(path, exc) from None
         finally:
             c.TF_DeleteBuffer(meta_buffer)
         servable = cls(
-            name, version, path, session, graph, meta_graph, options.runs_in_caller_thread
+            name, version, path, session, graph, meta_graph, options.runs_in_caller_thread,
+            value_dependent_ops,
         )
         missing = _missing_checkpoint(path, meta_graph)
         if missing is not None:
@@ -332,6 +346,18 @@ class Servable:
             c.TF_CloseSession(session, status.ptr)
             c.TF_DeleteSession(session, status.ptr)
         c.TF_DeleteGraph(self._graph)
+
+
+def _read_meta_graph(buffer: TF_Buffer, pace: Callable[[], None]) -> tuple[Any, bool]:
+    """The loader's MetaGraphDef (without its graph), and whether the graph has value-
+    dependent ops: read in place in TensorFlow's buffer, neither copied nor kept.
+    """
+    pace()
+    raw = (ctypes.c_char * buffer.length).from_address(buffer.data) if buffer.length else b""
+    view = memoryview(raw).cast("B")
+    meta_graph, graph_def = split_meta_graph(view)
+    pace()
+    return meta_graph, has_value_dependent_ops(graph_def, pace)
 
 
 def _load_error(path: Path, exc: CApiError) -> ServingError:

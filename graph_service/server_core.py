@@ -51,6 +51,7 @@ from graph_service.example_inference import (
 )
 from graph_service.helper_threads import batch_class_this_thread
 from graph_service.load_cores import LoadCores
+from graph_service.load_pacing import Pacer
 from graph_service.low_priority import LowPriorityWorker
 from graph_service.manager import Manager, ServableHandle, State
 from graph_service.monitoring import Metrics
@@ -166,15 +167,16 @@ class ServerCore:
     # =================================================================== loading
     def _load_servable(self, name: str, version: int, path: Path) -> Servable:
         loaders = (threading.get_native_id(), self._load_worker.thread_id)
-        with self._load_cores.loading(loaders):
-            return self._load_on_load_core(name, version, path)
+        pace = Pacer()  # the loader's Python work in short slices (load_pacing.py)
+        with self._load_cores.loading(loaders, pace):
+            return self._load_on_load_core(name, version, path, pace)
 
-    def _load_on_load_core(self, name: str, version: int, path: Path) -> Servable:
+    def _load_on_load_core(self, name: str, version: int, path: Path, pace: Pacer) -> Servable:
         call = self._load_worker.call
-        servable = Servable.load(name, version, path, self.options.session, call)
+        servable = Servable.load(name, version, path, self.options.session, call, pace)
         if self.options.enable_model_warmup:
             try:
-                replay_warmup(servable, self.options.num_request_iterations_for_warmup, call)
+                replay_warmup(servable, self.options.num_request_iterations_for_warmup, call, pace)
             except ServingError:
                 servable.close()
                 raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -27,6 +28,7 @@ from graph_service.example_inference import (
     regression_result,
     run_multi_inference,
 )
+from graph_service.load_pacing import no_pacing
 from graph_service.prediction import finish_predict, prepare_predict
 from graph_service.servable import CallIn, Servable, run_here
 
@@ -41,12 +43,13 @@ def warmup_path(version_dir: Path) -> Path:
     return Path(version_dir) / WARMUP_FILE
 
 
-def _records(path: Path) -> list[bytes]:
+def _records(path: Path, pace: Callable[[], None]) -> list[bytes]:
     import tensorflow as tf
 
     records: list[bytes] = []
     try:
         for raw in tf.compat.v1.io.tf_record_iterator(str(path)):
+            pace()
             records.append(raw)
             if len(records) > MAX_WARMUP_RECORDS:
                 raise ServingError(
@@ -61,48 +64,67 @@ def _records(path: Path) -> list[bytes]:
     return records
 
 
+# log_type -> (its request, how to prepare it, how to finish the run's outputs)
+_ONE_SIGNATURE: dict[str, tuple[Callable, Callable, Callable]] = {
+    "predict_log": (lambda log: log.predict_log.request, prepare_predict, finish_predict),
+    "classify_log": (
+        lambda log: log.classify_log.request,
+        prepare_classify,
+        lambda servable, prepared, outputs: classification_result(prepared, outputs),
+    ),
+    "regress_log": (
+        lambda log: log.regress_log.request,
+        prepare_regress,
+        lambda servable, prepared, outputs: regression_result(prepared, outputs),
+    ),
+}
+
+
 def _replay(
-    servable: Servable, log_entry: prediction_log_pb2.PredictionLog, call: CallIn
+    servable: Servable,
+    log_entry: prediction_log_pb2.PredictionLog,
+    call: CallIn,
+    pace: Callable[[], None],
 ) -> None:
     kind = log_entry.WhichOneof("log_type")
-    if kind == "predict_log":
-        prepared = prepare_predict(servable, log_entry.predict_log.request)
+    if kind in _ONE_SIGNATURE:
+        request_of, prepare, finish = _ONE_SIGNATURE[kind]
+        prepared = prepare(servable, request_of(log_entry))
+        pace()
         outputs = servable.run(
             prepared.signature_name, prepared.inputs, prepared.output_aliases, call
         )
-        finish_predict(servable, prepared, outputs)
-    elif kind == "classify_log":
-        prepared = prepare_classify(servable, log_entry.classify_log.request)
-        outputs = servable.run(
-            prepared.signature_name, prepared.inputs, prepared.output_aliases, call
-        )
-        classification_result(prepared, outputs)
-    elif kind == "regress_log":
-        prepared = prepare_regress(servable, log_entry.regress_log.request)
-        outputs = servable.run(
-            prepared.signature_name, prepared.inputs, prepared.output_aliases, call
-        )
-        regression_result(prepared, outputs)
+        pace()
+        finish(servable, prepared, outputs)
     elif kind == "multi_inference_log":
         prepared, tasks = prepare_multi_inference(servable, log_entry.multi_inference_log.request)
+        pace()
         run_multi_inference(servable, prepared, tasks, call)
+        pace()
     else:
         raise ServingError(
             grpc.StatusCode.UNIMPLEMENTED, f"Unsupported log_type for warmup: {kind}"
         )
 
 
-def replay_warmup(servable: Servable, iterations: int = 1, call: CallIn = run_here) -> int:
+def replay_warmup(
+    servable: Servable,
+    iterations: int = 1,
+    call: CallIn = run_here,
+    pace: Callable[[], None] = no_pacing,
+) -> int:
     """Run the version's warmup records; returns how many ran. Raises ServingError on failure.
 
-    ``call`` runs each session call (the server passes its low-priority worker's).
+    ``call`` runs each session call (the server passes its low-priority worker's);
+    ``pace`` is offered a pause between records and their steps (load_pacing.py).
     """
     path = warmup_path(servable.path)
     if not path.is_file():
         return 0
     started = time.monotonic()
-    records = _records(path)
+    records = _records(path, pace)
     for raw in records:
+        pace()
         entry = prediction_log_pb2.PredictionLog()
         try:
             entry.ParseFromString(raw)
@@ -111,9 +133,10 @@ def replay_warmup(servable: Servable, iterations: int = 1, call: CallIn = run_he
                 grpc.StatusCode.DATA_LOSS, f"Failed to parse PredictionLog in warmup file {path}"
             ) from None
         for _ in range(max(iterations, 1)):
+            pace()
             t0 = time.monotonic()
             try:
-                _replay(servable, entry, call)
+                _replay(servable, entry, call, pace)
             except ServingError as exc:
                 raise ServingError(exc.code, f"Warmup request failed: {exc.message}") from None
             time.sleep(min(time.monotonic() - t0, MAX_PAUSE_S))

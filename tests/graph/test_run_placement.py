@@ -20,7 +20,6 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc, re
 from graph_service.run_placement import (
     PROMOTE_AFTER,
     RunPlacement,
-    has_value_dependent_ops,
     numeric_elements,
 )
 from graph_service.servable import Servable, SessionOptions
@@ -47,8 +46,8 @@ def slow(model_zoo):
 
 
 def test_loops_and_branches_anywhere_in_the_graph_are_found(half_plus_two, slow) -> None:
-    assert not has_value_dependent_ops(half_plus_two.meta_graph)
-    assert has_value_dependent_ops(slow.meta_graph)  # tf.while_loop inside a tf.function
+    assert not half_plus_two.value_dependent_ops
+    assert slow.value_dependent_ops  # tf.while_loop inside a tf.function
 
 
 def test_a_signature_earns_the_loop_with_fast_runs_at_its_size(half_plus_two) -> None:

@@ -1,0 +1,51 @@
+"""Keeping a load's Python work in short slices, so serving threads get the GIL at once.
+
+A version's heavy loading is C++ that holds no GIL (low_priority.py), but around
+it the loader thread runs Python: pinning threads, reading the MetaGraphDef,
+scanning its graph, decoding and replaying warmup records. Only one thread runs
+Python at a time, and CPython hands the GIL to a waiting thread only when the
+holder sleeps or blocks, or after the switch interval (1 ms in this server) has
+passed. A request of a version already serving needs the GIL several times on
+its way (after each socket read and write, after its session run), so while
+the loader computes, each of those waits can take the whole interval.
+
+Traced on the 2-core bench machine (REST, concurrency 1, ``perf sched``): from
+the end of the C++ load to the first warmup run the loader ran Python for about
+1-2 ms without a pause, the event loop got the GIL in slivers between, and the
+request in flight took 2-3 ms against 0.5 ms -- the slowest request of almost
+every load. A lower switch interval did not help: it also preempts the loop.
+
+So the loader checks in (``Pacer.__call__``) between small steps, and once it
+has held on for ``slice_s`` it sleeps ``pause_s``: a waiting request then takes
+the GIL within about one slice, and the load is longer by a few pauses.
+"""
+
+from __future__ import annotations
+
+import time
+
+SLICE_S = 0.0001
+PAUSE_S = 0.0001
+
+
+class Pacer:
+    """Call between steps of Python work; it sleeps once a slice of CPU has passed."""
+
+    __slots__ = ("_since", "pause_s", "pauses", "slice_s")
+
+    def __init__(self, slice_s: float = SLICE_S, pause_s: float = PAUSE_S) -> None:
+        self.slice_s = slice_s
+        self.pause_s = pause_s
+        self.pauses = 0
+        self._since = time.perf_counter()
+
+    def __call__(self) -> None:
+        if time.perf_counter() - self._since < self.slice_s:
+            return
+        time.sleep(self.pause_s)
+        self.pauses += 1
+        self._since = time.perf_counter()
+
+
+def no_pacing() -> None:
+    """For loads outside a server (tests, tools): nothing serves beside them."""
