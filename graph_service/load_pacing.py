@@ -7,7 +7,10 @@ Python at a time, and CPython hands the GIL to a waiting thread only when the
 holder sleeps or blocks, or after the switch interval (1 ms in this server) has
 passed. A request of a version already serving needs the GIL several times on
 its way (after each socket read and write, after its session run), so while
-the loader computes, each of those waits can take the whole interval.
+the loader computes, each of those waits can take the whole interval. Short
+ctypes calls make it worse: each releases the GIL for a moment, wakes the
+waiting thread, takes the GIL back before that thread runs, and so starts the
+waiter's interval over.
 
 Traced on the 2-core bench machine (REST, concurrency 1, ``perf sched``): from
 the end of the C++ load to the first warmup run the loader ran Python for about
@@ -23,27 +26,49 @@ the GIL within about one slice, and the load is longer by a few pauses.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 SLICE_S = 0.0001
 PAUSE_S = 0.0001
+MAX_YIELD_S = 0.001
 
 
 class Pacer:
-    """Call between steps of Python work; it sleeps once a slice of CPU has passed."""
+    """Call between steps of Python work; it sleeps once a slice of CPU has passed.
 
-    __slots__ = ("_since", "pause_s", "pauses", "slice_s")
+    With ``busy`` (are requests in flight?) it keeps pausing while they are, up
+    to ``max_yield_s``, so the next slice mostly starts between requests rather
+    than in the middle of one; under constant traffic the load still gets one
+    slice per ``max_yield_s``.
+    """
 
-    def __init__(self, slice_s: float = SLICE_S, pause_s: float = PAUSE_S) -> None:
+    __slots__ = ("_busy", "_since", "max_yield_s", "pause_s", "pauses", "slice_s")
+
+    def __init__(
+        self,
+        slice_s: float = SLICE_S,
+        pause_s: float = PAUSE_S,
+        busy: Callable[[], bool] | None = None,
+        max_yield_s: float = MAX_YIELD_S,
+    ) -> None:
         self.slice_s = slice_s
         self.pause_s = pause_s
+        self.max_yield_s = max_yield_s
         self.pauses = 0
+        self._busy = busy
         self._since = time.perf_counter()
 
     def __call__(self) -> None:
-        if time.perf_counter() - self._since < self.slice_s:
+        now = time.perf_counter()
+        if now - self._since < self.slice_s:
             return
-        time.sleep(self.pause_s)
-        self.pauses += 1
+        until = now + self.max_yield_s
+        busy = self._busy
+        while True:
+            time.sleep(self.pause_s)
+            self.pauses += 1
+            if busy is None or not busy() or time.perf_counter() >= until:
+                break
         self._since = time.perf_counter()
 
 

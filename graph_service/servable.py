@@ -220,7 +220,9 @@ class Servable:
         graph = c.TF_NewGraph()
         meta_buffer = c.TF_NewBuffer()
         try:
+            pace()
             with _session_options(options) as session_options, Status() as status:
+                pace()  # each short ctypes call above let the loader keep the GIL
                 session = call(
                     c.TF_LoadSessionFromSavedModel,
                     session_options, load_run.address, str(path).encode(), tags,

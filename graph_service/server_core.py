@@ -145,6 +145,8 @@ class ServerCore:
         self._queues_lock = threading.Lock()
         # Loads' C++ work runs here so serving threads win the CPU (low_priority.py).
         self._load_worker = LowPriorityWorker()
+        # Requests between _Observation's enter and exit (all on the event loop).
+        self._requests_in_flight = 0
         self._load_cores = LoadCores(options.split_cores_for_loads)
 
     # ================================================================ lifecycle
@@ -167,7 +169,8 @@ class ServerCore:
     # =================================================================== loading
     def _load_servable(self, name: str, version: int, path: Path) -> Servable:
         loaders = (threading.get_native_id(), self._load_worker.thread_id)
-        pace = Pacer()  # the loader's Python work in short slices (load_pacing.py)
+        # The loader's Python work in short slices, between requests where it can (load_pacing.py).
+        pace = Pacer(busy=lambda: self._requests_in_flight > 0)
         with self._load_cores.loading(loaders, pace):
             return self._load_on_load_core(name, version, path, pace)
 
@@ -471,9 +474,11 @@ class _Observation:
 
     def __enter__(self) -> _Observation:
         self.started = time.perf_counter()
+        self.core._requests_in_flight += 1
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
+        self.core._requests_in_flight -= 1
         if exc is None:
             status = "OK"
         elif isinstance(exc, ServingError):

@@ -18,6 +18,16 @@ def test_a_pacer_sleeps_only_once_its_slice_is_used_up() -> None:
     assert never.pauses == 0
 
 
+def test_while_requests_are_in_flight_a_pacer_keeps_pausing_up_to_its_bound() -> None:
+    answers = iter([True, True, False])
+    between_requests = Pacer(slice_s=0.0, pause_s=0.0, busy=lambda: next(answers))
+    between_requests()
+    assert between_requests.pauses == 3  # paused until the requests were done
+    always_busy = Pacer(slice_s=0.0, pause_s=0.0, busy=lambda: True, max_yield_s=0.0)
+    always_busy()
+    assert always_busy.pauses == 1  # constant traffic: one pause, then the next slice
+
+
 def test_loading_a_version_offers_pauses_and_still_loads_it(model_zoo) -> None:
     offered: list[None] = []
     servable = Servable.load(
