@@ -352,7 +352,8 @@ class Servable:
 
 def _read_meta_graph(buffer: TF_Buffer, pace: Callable[[], None]) -> tuple[Any, bool]:
     """The loader's MetaGraphDef (without its graph), and whether the graph has value-
-    dependent ops: read in place in TensorFlow's buffer, neither copied nor kept.
+    dependent ops: the graph is searched in place in TensorFlow's buffer, neither
+    copied nor kept (only the small rest of the message is copied to be parsed).
     """
     pace()
     raw = (ctypes.c_char * buffer.length).from_address(buffer.data) if buffer.length else b""
