@@ -6,11 +6,13 @@ are kept but not checked, so export can add fields without breaking readers.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 MANIFEST_FORMAT = "tierkit.manifest/1"
 MANIFEST_PATH = Path("assets.extra") / "tierkit.json"
@@ -54,6 +56,13 @@ class Manifest(BaseModel):
     signatures: dict[str, SignatureSpec]
     input_schema: dict[str, Any] | None = None
     features: FeatureSpec | None = None
+    files: dict[str, str] | None = None
+    _copied_from: int | None = PrivateAttr(default=None)
+
+    @property
+    def copied_from(self) -> int | None:
+        """The version this manifest was written for, when its directory is a copy of it."""
+        return self._copied_from
 
 
 class ManifestError(ValueError):
@@ -84,9 +93,58 @@ def read_manifest(version_dir: Path, model: str, version: int) -> Manifest:
         )
         raise ManifestError(f"{path}: {problems}") from exc
     if manifest.name != model or manifest.version != version:
-        raise ManifestError(
+        mismatch = (
             f"{path}: written for {manifest.name}/{manifest.version}, found in {model}/{version}"
         )
+        if manifest.name != model:
+            raise ManifestError(mismatch)
+        manifest = _as_copy(manifest, version_dir, version, mismatch)
     if manifest.features is not None and manifest.input_schema is None:
         raise ManifestError(f"{path}: features need an input_schema to validate raw records")
     return manifest
+
+
+def _as_copy(manifest: Manifest, version_dir: Path, version: int, mismatch: str) -> Manifest:
+    """Accept a version directory copied by hand (``cp -r ctr/7 ctr/8``) if it is one.
+
+    Copying the newest version to the next number is how people re-publish or roll
+    forward by hand, and TF Serving loads the copy and unloads the original under
+    the ``latest`` policy: refusing it here would leave the model with no version the
+    logic tier can serve. The manifest may describe another directory only when that
+    directory's SavedModel files are byte for byte the ones it lists, so the feature
+    processing it names is the processing this graph was exported with.
+    """
+    if not manifest.files:
+        raise ManifestError(f"{mismatch}; no files list to prove it is a copy")
+    found = _saved_model_files(version_dir)
+    missing = sorted(manifest.files.keys() - found.keys())
+    extra = sorted(found.keys() - manifest.files.keys())
+    changed = sorted(
+        f for f in manifest.files.keys() & found.keys() if manifest.files[f].lower() != found[f]
+    )
+    if missing or extra or changed:
+        problems = [
+            f"{label} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+            for label, names in (("missing", missing), ("not listed", extra), ("changed", changed))
+            if names
+        ]
+        raise ManifestError(f"{mismatch}; its files differ ({'; '.join(problems)})")
+    copy = manifest.model_copy(update={"version": version})
+    copy._copied_from = manifest.version
+    return copy
+
+
+def _saved_model_files(version_dir: Path) -> dict[str, str]:
+    """sha256 of each file of the version, ``assets.extra/`` left out as export leaves it out."""
+    digests: dict[str, str] = {}
+    for root, dirs, files in os.walk(version_dir):
+        relative = Path(root).relative_to(version_dir)
+        if relative == Path("."):
+            dirs[:] = [d for d in dirs if d != MANIFEST_PATH.parent.name]
+        for name in files:
+            digest = hashlib.sha256()
+            with open(Path(root) / name, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+            digests[(relative / name).as_posix()] = digest.hexdigest()
+    return digests

@@ -315,6 +315,15 @@ class ModelRegistry:
                 )
                 artifacts = tensor_only_version(name, version, settings.signature_name, signature)
             state.artifacts[version] = artifacts
+            copied_from = artifacts.manifest.copied_from if artifacts.manifest else None
+            if copied_from is not None:
+                log.warning(
+                    "model %s: version %d is a copy of version %d (the same SavedModel files); "
+                    "serving it with that version's manifest",
+                    name,
+                    version,
+                    copied_from,
+                )
             gc.freeze()  # a version's transformer is long-lived: keep the collector off it
             log.info(
                 "model %s: artifacts of version %d loaded in %.0f ms",

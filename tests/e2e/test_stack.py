@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import threading
 import time
@@ -130,6 +131,29 @@ def test_a_new_version_serves_within_3s_and_no_request_fails(
     answer = httpx.post(logic.url + PREDICT, json=ctr.EXAMPLE_REQUEST).json()
     expected = reference_scores(graph.repo / MODEL / str(new), [ctr.EXAMPLE_REQUEST])
     assert abs(answer["prediction"]["score"] - float(expected[0])) <= 1e-5
+
+
+def test_a_version_copied_by_hand_takes_over_with_no_failed_request(
+    logic: LogicTier, graph: GraphTier
+) -> None:
+    """``cp -r ctr/N ctr/N+1``: the graph tier swaps to the copy, so the logic tier must too."""
+    current = max(graph.available_versions())
+    new = current + 1
+    model_dir = graph.repo / MODEL
+    with Client(logic.url + PREDICT) as client:
+        wait_until(lambda: len(client.answers) >= 5, 30, "the client's first answers")
+        staging = model_dir / f".copy-{new}"
+        shutil.copytree(model_dir / str(current), staging)
+        staging.rename(model_dir / str(new))
+        wait_until(lambda: client.first_time_serving(new), 60, f"version {new} to serve")
+        time.sleep(1.0)  # and keep sending while the original is unloaded
+    failures = [(s, v) for _t, s, v in client.answers if s != 200]
+    assert failures == [], failures
+    assert [v for _t, _s, v in client.answers[-5:]] == [new] * 5
+    answer = httpx.post(logic.url + PREDICT, json=ctr.EXAMPLE_REQUEST).json()
+    expected = reference_scores(model_dir / str(current), [ctr.EXAMPLE_REQUEST])
+    assert abs(answer["prediction"]["score"] - float(expected[0])) <= 1e-5
+    assert answer["version"] == new
 
 
 def test_a_hung_graph_tier_is_504_at_the_deadline(logic: LogicTier, graph: GraphTier) -> None:

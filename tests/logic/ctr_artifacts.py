@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import skops.io
 
+from export.manifest import saved_model_files
 from logic_service.features import ctr
 
 SIGNATURE_INPUT = "features"
@@ -92,7 +93,10 @@ def write_assets(
     function: str = ctr.FUNCTION_PATH,
     derive: Derive = ctr.derive,
 ) -> dict[str, Any]:
-    """Write assets.extra/features.skops and tierkit.json; answer the manifest."""
+    """Write assets.extra/features.skops and tierkit.json; answer the manifest.
+
+    Called after the SavedModel is in ``version_dir``, so ``files`` lists it as export does.
+    """
     extra = version_dir / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
     data = skops.io.dumps(transformer)
@@ -116,7 +120,7 @@ def write_assets(
             else skops.io.get_untrusted_types(data=data),
             "signature_input": SIGNATURE_INPUT,
         },
-        "files": {},
+        "files": saved_model_files(version_dir),
         "parity": None,
         "warmup": None,
     }

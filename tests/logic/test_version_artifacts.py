@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,61 @@ def test_pickle_is_refused_unless_allowed(tmp_path: Path, transformer) -> None:
     with pytest.raises(ArtifactError, match="pickle transformers are refused"):
         load_version("ctr", 7, directory, "serving_default")
     assert load_version("ctr", 7, directory, "serving_default", allow_pickle=True).features
+
+
+def _graph_version(tmp_path: Path, transformer: Any, version: int = 7) -> Path:
+    """A version directory with SavedModel-shaped files, written before the manifest."""
+    directory = tmp_path / "ctr" / str(version)
+    (directory / "variables").mkdir(parents=True)
+    (directory / "saved_model.pb").write_bytes(b"graph-bytes")
+    (directory / "variables" / "variables.index").write_bytes(b"index-bytes")
+    write_assets(directory, "ctr", version, transformer)
+    return directory
+
+
+def test_a_version_copied_by_hand_serves_with_the_manifest_it_carries(
+    tmp_path: Path, transformer
+) -> None:
+    copy = tmp_path / "ctr" / "8"
+    shutil.copytree(_graph_version(tmp_path, transformer), copy)
+    artifacts = load_version("ctr", 8, copy, "serving_default")
+    assert artifacts.manifest is not None
+    assert (artifacts.manifest.version, artifacts.manifest.copied_from) == (8, 7)
+    records = [ctr.EXAMPLE_REQUEST]
+    assert artifacts.inputs(records, ["records[0]"])["features"].shape[0] == 1
+    assert load_version("ctr", 7, tmp_path / "ctr" / "7", "serving_default").manifest
+    assert (
+        load_version("ctr", 7, tmp_path / "ctr" / "7", "serving_default").manifest.copied_from
+        is None
+    )
+
+
+def test_a_copy_whose_graph_files_differ_is_refused_naming_them(
+    tmp_path: Path, transformer
+) -> None:
+    copy = tmp_path / "ctr" / "8"
+    shutil.copytree(_graph_version(tmp_path, transformer), copy)
+    (copy / "saved_model.pb").write_bytes(b"a retrained graph")
+    with pytest.raises(
+        ManifestError, match=r"written for ctr/7, found in ctr/8; .*changed saved_model.pb"
+    ):
+        load_version("ctr", 8, copy, "serving_default")
+    (copy / "saved_model.pb").write_bytes(b"graph-bytes")
+    (copy / "variables" / "variables.data-00000-of-00001").write_bytes(b"more")
+    with pytest.raises(
+        ManifestError, match=re.escape("not listed variables/variables.data-00000-of-00001")
+    ):
+        load_version("ctr", 8, copy, "serving_default")
+    (copy / "variables" / "variables.index").unlink()
+    with pytest.raises(ManifestError, match=re.escape("missing variables/variables.index")):
+        load_version("ctr", 8, copy, "serving_default")
+
+
+def test_a_copy_into_another_model_is_refused(tmp_path: Path, transformer) -> None:
+    other = tmp_path / "fraud" / "7"
+    shutil.copytree(_graph_version(tmp_path, transformer), other)
+    with pytest.raises(ManifestError, match=r"written for ctr/7, found in fraud/7$"):
+        load_version("fraud", 7, other, "serving_default")
 
 
 def test_manifest_problems_are_named(tmp_path: Path, transformer) -> None:
