@@ -144,6 +144,10 @@ class ModelRegistry:
             for name, state in self._models.items()
         }
 
+    def refused_versions(self, model: str) -> list[int]:
+        """Versions whose artifacts failed to load: why a model may have nothing to serve."""
+        return sorted(self._models[model].failed)
+
     async def wait_for_loads(self, model: str, timeout_s: float) -> bool:
         """Wait (bounded) for artifact loads under way; True if there were any.
 

@@ -107,6 +107,16 @@ class PredictService:
                 await self.registry.refresh(model, seen_at=seen_at)
         raise AssertionError("unreachable")
 
+    def _no_version(self, model: str, exc: NoVersion) -> str:
+        """The 503's message, naming refused versions: their manifest is the usual cause."""
+        refused = self.registry.refused_versions(model)
+        if not refused:
+            return str(exc)
+        return (
+            f"{exc}; refused: version{'s' if len(refused) > 1 else ''} "
+            f"{', '.join(map(str, refused))} (the reason is in GET /readyz and the log)"
+        )
+
     async def _route(self, model: str, body: Any, context: RequestContext) -> VersionArtifacts:
         deadline = self.settings.deadline_s(self.registry.settings_of(model))
         try:
@@ -114,11 +124,15 @@ class PredictService:
         except NoVersion as exc:
             # A new version may be loading its artifacts right now: worth a bounded wait.
             if not await self.registry.wait_for_loads(model, deadline):
-                raise ApiError(503, str(exc), "unavailable", self._retry_after) from exc
+                raise ApiError(
+                    503, self._no_version(model, exc), "unavailable", self._retry_after
+                ) from exc
             try:
                 version = self._choose(model, body, context)
             except NoVersion as again:
-                raise ApiError(503, str(again), "unavailable", self._retry_after) from again
+                raise ApiError(
+                    503, self._no_version(model, again), "unavailable", self._retry_after
+                ) from again
         artifacts = self.registry.artifacts(model, version)
         if artifacts is None:  # pruned between the snapshot and now; wait a little for a reload
             if not await self.registry.wait_for_artifacts(model, version, deadline):

@@ -156,6 +156,43 @@ def test_a_version_copied_by_hand_takes_over_with_no_failed_request(
     assert answer["version"] == new
 
 
+def test_a_folder_its_manifest_does_not_describe_is_a_named_503_until_removed(
+    logic: LogicTier, graph: GraphTier
+) -> None:
+    current = max(graph.available_versions())
+    new = current + 1
+    model_dir = graph.repo / MODEL
+    staging = model_dir / f".copy-{new}"
+    shutil.copytree(model_dir / str(current), staging)
+    (staging / "NOTES.txt").write_text("not part of the export\n")
+    staging.rename(model_dir / str(new))
+    try:
+        wait_until(lambda: graph.available_versions() == [new], 60, f"the graph tier on {new}")
+        answer = wait_until(
+            lambda: (
+                (r := httpx.post(logic.url + PREDICT, json=ctr.EXAMPLE_REQUEST)).status_code == 503
+                and r
+            ),
+            30,
+            "the logic tier to refuse the folder",
+        )
+        message = answer.json()["error"]["message"]
+        assert f"refused: version {new}" in message, message
+        ready = httpx.get(logic.url + "/readyz")
+        assert ready.status_code == 503
+        assert "its files differ (not listed NOTES.txt)" in ready.text, ready.text
+    finally:
+        shutil.rmtree(model_dir / str(new))
+    wait_until(
+        lambda: (
+            httpx.post(logic.url + PREDICT, json=ctr.EXAMPLE_REQUEST).json().get("version")
+            == current
+        ),
+        60,
+        f"version {current} to serve again",
+    )
+
+
 def test_a_hung_graph_tier_is_504_at_the_deadline(logic: LogicTier, graph: GraphTier) -> None:
     url = logic.url + PREDICT
     assert httpx.post(url, json=ctr.EXAMPLE_REQUEST, timeout=10).status_code == 200
