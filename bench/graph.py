@@ -100,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--load-steady", type=float, default=4.0, help="steady seconds before load")
     # 48, not 16: a p99 over the ~3,500 requests of 16 loads moved 0.90x-1.51x between
-    # runs of the same code; over the ~11,000 of 48 loads, 1.32x-1.37x.
+    # runs of the same code; over the ~11,000 of 48 loads, 1.32x-1.41x (eight runs).
     parser.add_argument("--loads", type=int, default=48, help="versions published during the run")
     parser.add_argument("--load-interval", type=float, default=1.25, help="seconds between them")
     parser.add_argument(
