@@ -6,13 +6,13 @@ are kept but not checked, so export can add fields without breaking readers.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from export.manifest import saved_model_files
 
 MANIFEST_FORMAT = "tierkit.manifest/1"
 MANIFEST_PATH = Path("assets.extra") / "tierkit.json"
@@ -116,7 +116,7 @@ def _as_copy(manifest: Manifest, version_dir: Path, version: int, mismatch: str)
     """
     if not manifest.files:
         raise ManifestError(f"{mismatch}; no files list to prove it is a copy")
-    found = _saved_model_files(version_dir)
+    found = saved_model_files(version_dir)  # what export lists, computed the same way
     missing = sorted(manifest.files.keys() - found.keys())
     extra = sorted(found.keys() - manifest.files.keys())
     changed = sorted(
@@ -132,19 +132,3 @@ def _as_copy(manifest: Manifest, version_dir: Path, version: int, mismatch: str)
     copy = manifest.model_copy(update={"version": version})
     copy._copied_from = manifest.version
     return copy
-
-
-def _saved_model_files(version_dir: Path) -> dict[str, str]:
-    """sha256 of each file of the version, ``assets.extra/`` left out as export leaves it out."""
-    digests: dict[str, str] = {}
-    for root, dirs, files in os.walk(version_dir):
-        relative = Path(root).relative_to(version_dir)
-        if relative == Path("."):
-            dirs[:] = [d for d in dirs if d != MANIFEST_PATH.parent.name]
-        for name in files:
-            digest = hashlib.sha256()
-            with open(Path(root) / name, "rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
-            digests[(relative / name).as_posix()] = digest.hexdigest()
-    return digests
