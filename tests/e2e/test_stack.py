@@ -7,6 +7,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -133,6 +134,15 @@ def test_a_new_version_serves_within_3s_and_no_request_fails(
     assert abs(answer["prediction"]["score"] - float(expected[0])) <= 1e-5
 
 
+def _copy_version(model_dir: Path, current: int, new: int, extra_file: str | None = None) -> None:
+    """What ``cp -r`` does, published in one rename so the graph tier never sees half of it."""
+    staging = model_dir / f".copy-{new}"
+    shutil.copytree(model_dir / str(current), staging)
+    if extra_file is not None:
+        (staging / extra_file).write_text("not part of the export\n")
+    staging.rename(model_dir / str(new))
+
+
 def test_a_version_copied_by_hand_takes_over_with_no_failed_request(
     logic: LogicTier, graph: GraphTier
 ) -> None:
@@ -142,9 +152,7 @@ def test_a_version_copied_by_hand_takes_over_with_no_failed_request(
     model_dir = graph.repo / MODEL
     with Client(logic.url + PREDICT) as client:
         wait_until(lambda: len(client.answers) >= 5, 30, "the client's first answers")
-        staging = model_dir / f".copy-{new}"
-        shutil.copytree(model_dir / str(current), staging)
-        staging.rename(model_dir / str(new))
+        _copy_version(model_dir, current, new)
         wait_until(lambda: client.first_time_serving(new), 60, f"version {new} to serve")
         time.sleep(1.0)  # and keep sending while the original is unloaded
     failures = [(s, v) for _t, s, v in client.answers if s != 200]
@@ -162,10 +170,7 @@ def test_a_folder_its_manifest_does_not_describe_is_a_named_503_until_removed(
     current = max(graph.available_versions())
     new = current + 1
     model_dir = graph.repo / MODEL
-    staging = model_dir / f".copy-{new}"
-    shutil.copytree(model_dir / str(current), staging)
-    (staging / "NOTES.txt").write_text("not part of the export\n")
-    staging.rename(model_dir / str(new))
+    _copy_version(model_dir, current, new, extra_file="NOTES.txt")
     try:
         wait_until(lambda: graph.available_versions() == [new], 60, f"the graph tier on {new}")
         answer = wait_until(

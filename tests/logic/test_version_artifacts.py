@@ -94,38 +94,33 @@ def test_pickle_is_refused_unless_allowed(tmp_path: Path, transformer) -> None:
     assert load_version("ctr", 7, directory, "serving_default", allow_pickle=True).features
 
 
-def _graph_version(tmp_path: Path, transformer: Any, version: int = 7) -> Path:
-    """A version directory with SavedModel-shaped files, written before the manifest."""
-    directory = tmp_path / "ctr" / str(version)
-    (directory / "variables").mkdir(parents=True)
-    (directory / "saved_model.pb").write_bytes(b"graph-bytes")
-    (directory / "variables" / "variables.index").write_bytes(b"index-bytes")
-    write_assets(directory, "ctr", version, transformer)
-    return directory
+def _copied_version(tmp_path: Path, transformer: Any) -> Path:
+    """ctr/8, a copy of ctr/7: SavedModel-shaped files, then the manifest written for 7."""
+    original = tmp_path / "ctr" / "7"
+    (original / "variables").mkdir(parents=True)
+    (original / "saved_model.pb").write_bytes(b"graph-bytes")
+    (original / "variables" / "variables.index").write_bytes(b"index-bytes")
+    write_assets(original, "ctr", 7, transformer)
+    return Path(shutil.copytree(original, tmp_path / "ctr" / "8"))
 
 
 def test_a_version_copied_by_hand_serves_with_the_manifest_it_carries(
     tmp_path: Path, transformer
 ) -> None:
-    copy = tmp_path / "ctr" / "8"
-    shutil.copytree(_graph_version(tmp_path, transformer), copy)
+    copy = _copied_version(tmp_path, transformer)
     artifacts = load_version("ctr", 8, copy, "serving_default")
     assert artifacts.manifest is not None
     assert (artifacts.manifest.version, artifacts.manifest.copied_from) == (8, 7)
     records = [ctr.EXAMPLE_REQUEST]
     assert artifacts.inputs(records, ["records[0]"])["features"].shape[0] == 1
-    assert load_version("ctr", 7, tmp_path / "ctr" / "7", "serving_default").manifest
-    assert (
-        load_version("ctr", 7, tmp_path / "ctr" / "7", "serving_default").manifest.copied_from
-        is None
-    )
+    original = load_version("ctr", 7, tmp_path / "ctr" / "7", "serving_default").manifest
+    assert original is not None and original.copied_from is None
 
 
 def test_a_copy_whose_graph_files_differ_is_refused_naming_them(
     tmp_path: Path, transformer
 ) -> None:
-    copy = tmp_path / "ctr" / "8"
-    shutil.copytree(_graph_version(tmp_path, transformer), copy)
+    copy = _copied_version(tmp_path, transformer)
     (copy / "saved_model.pb").write_bytes(b"a retrained graph")
     with pytest.raises(
         ManifestError, match=r"written for ctr/7, found in ctr/8; .*changed saved_model.pb"
@@ -143,8 +138,7 @@ def test_a_copy_whose_graph_files_differ_is_refused_naming_them(
 
 
 def test_a_copy_into_another_model_is_refused(tmp_path: Path, transformer) -> None:
-    other = tmp_path / "fraud" / "7"
-    shutil.copytree(_graph_version(tmp_path, transformer), other)
+    other = Path(shutil.copytree(_copied_version(tmp_path, transformer), tmp_path / "fraud" / "7"))
     with pytest.raises(ManifestError, match=r"written for ctr/7, found in fraud/7$"):
         load_version("fraud", 7, other, "serving_default")
 
