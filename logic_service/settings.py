@@ -126,7 +126,18 @@ class StorageSettings(_Strict):
     database_url: str = Field(
         "sqlite:///var/tierkit.db",
         description="SQLAlchemy URL; a relative SQLite path is relative to the working "
-        "directory and created on demand; postgresql://... works as well.",
+        "directory and created on demand; postgresql://user@host:5432/db (or postgres://) "
+        "uses psycopg 3.",
+    )
+    database_password_file: Path | None = Field(
+        None,
+        description="File holding the database password (a compose or Kubernetes secret); "
+        "its content without the trailing newline replaces any password in database_url.",
+    )
+    migrate_on_start: bool = Field(
+        True,
+        description="Upgrade the schema to this release's head at start, under a lock; false: "
+        "refuse to start unless it is at head (run `python -m logic_service db upgrade`).",
     )
     record_predictions: bool = Field(True, description="Write every answer to the log.")
     queue_size: int = Field(10_000, gt=0, description="Records waiting; beyond, counted drops.")
@@ -142,6 +153,12 @@ class StorageSettings(_Strict):
         description="Feedback for an id not in the log yet waits this long (other workers' "
         "queues) before answering 404.",
     )
+
+    @field_validator("database_password_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # compose's `${DB_PASSWORD_FILE:-}` gives "": no file, not the working directory
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class LogicSettings(BaseSettings):
