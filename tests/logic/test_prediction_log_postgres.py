@@ -1,19 +1,12 @@
 """The same prediction log on a real PostgreSQL, by URL alone (the scale-out case).
 
-A throwaway cluster (``initdb`` + ``pg_ctl``) on a Unix socket in a tmp
-dir. PostgreSQL refuses to run as root, so under root the server runs as the
-``postgres`` user. Skipped (marker ``postgres``) where no server binaries are
-installed.
+The server is the session's throwaway PostgreSQL (``tests/support/postgres.py``,
+fixtures in ``conftest.py``); this module gets a database of its own, reached
+with a plain ``postgresql://user:password@/db?host=...`` URL as users write it.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +14,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from sklearn.metrics import roc_auc_score
+from support.postgres import PostgresServer
 
 from logic_service.evaluation import version_stats
 from logic_service.feedback_api import Feedback, _store
@@ -32,48 +26,9 @@ from logic_service.storage import open_database
 pytestmark = pytest.mark.postgres
 
 
-def _binaries() -> str | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return os.path.dirname(found)
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return os.path.dirname(versions[-1]) if versions else None
-
-
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    bin_dir = _binaries()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) installed")
-    as_user: list[str] = []
-    base = tempfile.mkdtemp(prefix="tierkit-pg-")
-    if os.geteuid() == 0:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and no postgres user to run the server as")
-        os.chown(base, account.pw_uid, account.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data = os.path.join(base, "data")
-
-    def run(*argv: str) -> None:
-        subprocess.run([*as_user, *argv], check=True, capture_output=True, timeout=60, cwd=base)
-
-    run(f"{bin_dir}/initdb", "-D", data, "-A", "trust", "-U", "tierkit", "--no-sync")
-    options = f"-k {base} -c listen_addresses='' -c fsync=off -p 5432"
-    # -l: the server must not inherit our pipes, or run() would wait for it to exit
-    log = os.path.join(base, "server.log")
-    run(f"{bin_dir}/pg_ctl", "-D", data, "-o", options, "-l", log, "-w", "-t", "30", "start")
-    try:
-        yield f"postgresql+psycopg://tierkit@/postgres?host={base}&port=5432"
-    finally:
-        run(f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def engine(postgres_url: str) -> Iterator[sa.Engine]:
-    engine = open_database(postgres_url)
+def engine(postgres_server: PostgresServer) -> Iterator[sa.Engine]:
+    engine = open_database(postgres_server.url(postgres_server.create_database()))
     yield engine
     engine.dispose()
 

@@ -1,0 +1,1 @@
+"""Helpers several test packages share (real parts only: servers, databases)."""
