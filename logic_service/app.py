@@ -120,7 +120,12 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
         registry = ModelRegistry(settings, client)
         app.state.registry = registry
         storage = settings.storage
-        app.state.database = open_database(storage.database_url, storage.busy_timeout_ms)
+        app.state.database = open_database(
+            storage.database_url,
+            storage.busy_timeout_ms,
+            password_file=storage.database_password_file,
+            migrate=storage.migrate_on_start,
+        )
         recorder = PredictionRecorder(
             app.state.database,
             metrics,

@@ -63,7 +63,6 @@ rollout_leases = Table(
     Column("owner", String(128), nullable=False),
     Column("until", Float, nullable=False),
 )
-TABLES = [rollouts, rollout_events, rollout_leases]
 
 
 @dataclass(frozen=True)
@@ -89,9 +88,10 @@ class StaleRevision(RuntimeError):
 
 
 class RolloutStore:
+    """Reads and writes of the rollout tables; ``open_database`` made them (migrations)."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine, tables=TABLES)
 
     @classmethod
     def open(cls, url: str) -> RolloutStore:

@@ -1,35 +1,38 @@
 """The logic tier's database: one SQLAlchemy Core ``metadata`` and ``open_database(url)``.
 
-Every module that keeps state (the prediction log here, rollout state
-elsewhere) declares its tables on ``metadata``; ``open_database`` creates
-whatever is missing. The default is an embedded SQLite file in WAL mode, so
-readers (evaluation, feedback) never wait for the writer and several uvicorn
-workers can share one file; a ``postgresql://`` URL is the scale-out case and
-needs no code change because only portable Core constructs are used.
+Every module that keeps state (the prediction log, rollout state) declares its
+tables on ``metadata`` and queries through them; the schema itself is made by
+the Alembic revisions in ``migrations/``, which ``open_database`` runs up to
+head under a lock, so replicas and workers starting together never race
+(``storage.migrate_on_start``; when off, it only checks the schema is at
+head). The default is an embedded SQLite file in WAL mode, so readers
+(evaluation, feedback) never wait for the writer and several uvicorn workers
+can share one file; a ``postgresql://`` URL is the scale-out case and needs no
+code change because only portable Core constructs are used.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import sqlalchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Engine
+
+from logic_service.database_url import URL_SETTING, DatabaseConfigError, database_url, masked
+from logic_service.migrations import runner
 
 log = logging.getLogger(__name__)
 
 metadata = sqlalchemy.MetaData()
 
-# Modules whose tables must exist whichever part of the logic tier opens the database first.
-TABLE_MODULES = ("logic_service.prediction_log",)
+# Every module declaring tables on ``metadata``: imported so that ``schema_metadata`` is whole.
+TABLE_MODULES = ("logic_service.prediction_log", "logic_service.rollout_state")
 DEFAULT_BUSY_TIMEOUT_MS = 5000
-CREATE_ATTEMPTS = 5
 
 
 def _json_text(value: Any) -> str:
@@ -47,22 +50,61 @@ def is_busy(exc: BaseException) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
-def open_database(url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> Engine:
-    """An engine for ``url`` with every table on ``metadata`` created.
-
-    A relative SQLite path is relative to the working directory and its folder
-    is created on demand. Several workers may start at once: table creation is
-    retried when two of them race.
-    """
+def schema_metadata() -> sqlalchemy.MetaData:
+    """``metadata`` with every table of the logic tier on it (what the migrations must build)."""
     for module in TABLE_MODULES:
         importlib.import_module(module)
-    parsed = make_url(url)
+    return metadata
+
+
+def open_database(
+    url: str,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    *,
+    password_file: Path | None = None,
+    migrate: bool = True,
+) -> Engine:
+    """An engine for ``url`` whose schema is at this release's head.
+
+    ``url`` is ``storage.database_url`` as written (``postgresql://`` means
+    psycopg 3; see ``database_url``), ``password_file`` its
+    ``storage.database_password_file``. A relative SQLite path is relative to
+    the working directory and its folder is created on demand. ``migrate``
+    upgrades to head under the migration lock (``runner.upgrade``); without it
+    a schema not at head is refused (``runner.SchemaNotAtHead``).
+    """
+    engine = create_engine(url, busy_timeout_ms, password_file=password_file)
+    try:
+        if migrate:
+            result = runner.upgrade(engine)
+            state = result.after
+        else:
+            state = runner.require_head(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    log.info("database %s: schema %s", masked(engine.url), state.describe())
+    return engine
+
+
+def create_engine(
+    url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, *, password_file: Path | None = None
+) -> Engine:
+    """The engine alone, schema untouched (``db current`` reads through it)."""
+    parsed = database_url(url, password_file)
     options: dict[str, Any] = {"json_serializer": _json_text, "future": True}
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseConfigError(
+                    f"{URL_SETTING}: {masked(parsed)!r}: cannot create the folder {folder}: "
+                    f"{exc.strerror or exc}"
+                ) from None
         # The writer thread and the request threads share the pool's connections.
         options["connect_args"] = {
             "check_same_thread": False,
@@ -73,7 +115,6 @@ def open_database(url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> E
     engine = sqlalchemy.create_engine(parsed, **options)
     if sqlite:
         _tune_sqlite(engine, busy_timeout_ms)
-    _create_tables(engine)
     return engine
 
 
@@ -89,16 +130,3 @@ def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
-
-
-def _create_tables(engine: Engine) -> None:
-    for attempt in range(1, CREATE_ATTEMPTS + 1):
-        try:
-            metadata.create_all(engine, checkfirst=True)
-            return
-        except DBAPIError as exc:
-            # Another worker created a table between our check and our CREATE, or holds the lock.
-            if attempt == CREATE_ATTEMPTS:
-                raise
-            log.info("creating tables (attempt %d) met %s; retrying", attempt, exc.orig)
-            time.sleep(0.1 * attempt)
