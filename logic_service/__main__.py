@@ -1,5 +1,8 @@
-"""``python -m logic_service serve`` (console script ``tierkit-logic``).
+"""``python -m logic_service serve|rollout|db`` (console script ``tierkit-logic``).
 
+``serve`` first brings the database schema to head (or checks it, see
+``storage.migrate_on_start``) once, then starts uvicorn; ``db`` does only
+that part (``db_cli``), ``rollout`` talks to the admin API (``rollout_cli``).
 Flags override ``logic.yaml`` and ``TIERKIT_*`` variables. With ``--workers``
 above one, uvicorn starts that many processes; each builds its app from the
 environment, so flags are handed to them as ``TIERKIT_*`` variables, and
@@ -13,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from logic_service import rollout_cli
+from logic_service import db_cli, rollout_cli
 from logic_service.settings import CONFIG_ENV, SettingsError, load_settings
 
 
@@ -29,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     rollout = commands.add_parser("rollout", help="show and change rollouts (admin API client)")
     rollout_cli.configure(rollout)
+    database = commands.add_parser("db", help="upgrade or inspect the database schema")
+    db_cli.configure(database)
     return parser
 
 
@@ -36,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "rollout":
         return rollout_cli.run(args)
+    if args.command == "db":
+        return db_cli.run(args)
     flags = {"workers": args.workers, "host": args.host, "port": args.port}
     env = {
         "TIERKIT_WORKERS": args.workers,
@@ -53,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"logic_service: bad configuration: {exc}", file=sys.stderr)
         return 2
+    prepared = db_cli.prepare_for_serve(settings)
+    if prepared != 0:
+        return prepared
     from logic_service.server import serve
 
     return serve(settings)
