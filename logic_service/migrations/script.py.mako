@@ -12,10 +12,9 @@ SQLite and PostgreSQL. tests/logic/test_migrations.py fails until the models'
 
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 ${imports if imports else ""}
-
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
