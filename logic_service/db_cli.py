@@ -29,11 +29,17 @@ SERVE_PROG = "logic_service serve: failed to start"  # its refusals end the comm
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help=f"logic.yaml (default: ${CONFIG_ENV})")
+    config_help = f"logic.yaml (default: ${CONFIG_ENV})"
+    parser.add_argument("--config", type=Path, help=config_help)
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("upgrade", help="upgrade the schema to this release's head (under a lock)")
-    actions.add_parser("current", help="print the schema's revision and this release's head")
-    actions.add_parser("check", help="exit 0 when the schema is at head, 1 when not")
+    for action, text in (
+        ("upgrade", "upgrade the schema to this release's head (under a lock)"),
+        ("current", "print the schema's revision and this release's head"),
+        ("check", "exit 0 when the schema is at head, 1 when not"),
+    ):
+        # `db upgrade --config x` as well as `db --config x upgrade`
+        command = actions.add_parser(action, help=text)
+        command.add_argument("--config", type=Path, help=config_help, default=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:

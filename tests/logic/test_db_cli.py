@@ -72,6 +72,8 @@ def test_upgrade_current_and_check_on_sqlite(tmp_path: Path) -> None:
     for action, expected in (("current", "at revision"), ("check", "at revision")):
         done = tierkit("db", "--config", str(logic_yaml), action, cwd=tmp_path)
         assert (done.returncode, done.stdout) == (0, f"{where}: {expected} {HEAD} (head)\n")
+    after = tierkit("db", "check", "--config", str(logic_yaml), cwd=tmp_path)  # like serve's
+    assert (after.returncode, after.stdout) == (0, f"{where}: at revision {HEAD} (head)\n")
 
 
 def test_environment_variables_configure_it_like_serve(tmp_path: Path) -> None:
