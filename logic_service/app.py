@@ -159,7 +159,7 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
             target,
             settings.graph.protocol,
         )
-        await registry.start()
+        await registry.start(wait_s=settings.startup_wait_s)
         await rollouts.start()
         # With FastAPI, pydantic, scikit-learn and pandas imported a full collection
         # walks ~200,000 objects (144 ms measured): frozen objects are never scanned,

@@ -72,8 +72,25 @@ class ModelRegistry:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, wait_s: float = 0.0) -> None:
+        """First status read, then (up to ``wait_s``) the artifacts it asked for.
+
+        Why wait: uvicorn listens only once the app's startup is done. A replica
+        that listened before its versions' artifacts were in memory would hold
+        the requests a load balancer sends it for as long as the load takes (a
+        restarted replica in the compose stack held them 1.6 s); one that is not
+        listening yet is skipped at once (connection refused).
+        """
         await self.refresh_all()
+        loading = [t for state in self._models.values() for t in state.loading.values()]
+        if wait_s > 0 and loading:
+            _done, pending = await asyncio.wait(loading, timeout=wait_s)
+            if pending:
+                log.warning(
+                    "%d version load(s) still running after %.0f s; accepting requests anyway",
+                    len(pending),
+                    wait_s,
+                )
         self._loop_task = asyncio.create_task(self._refresh_forever(), name="tierkit-registry")
 
     async def stop(self) -> None:

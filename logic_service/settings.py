@@ -180,6 +180,13 @@ class LogicSettings(BaseSettings):
     status_refresh_s: float = Field(
         1.0, gt=0, description="How often versions and labels are read from the graph tier."
     )
+    startup_wait_s: float = Field(
+        30.0,
+        ge=0,
+        description="At start, wait this long at most for the feature artifacts of the versions "
+        "the graph tier serves before accepting connections, so a (re)started replica never "
+        "holds requests while it loads; 0 = accept at once.",
+    )
     stable_label: str = "stable"
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of /admin/*; unset keeps the admin API disabled."
