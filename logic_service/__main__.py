@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     rollout_cli.configure(rollout)
     database = commands.add_parser("db", help="upgrade or inspect the database schema")
     db_cli.configure(database)
+    secrets = commands.add_parser(
+        "init-secrets", help="the compose stack's generated secrets (stack_secrets)"
+    )
+    secrets.add_argument("folder", help="where db_password and admin_token are kept")
     return parser
 
 
@@ -43,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return rollout_cli.run(args)
     if args.command == "db":
         return db_cli.run(args)
+    if args.command == "init-secrets":
+        from logic_service.stack_secrets import main as init_secrets
+
+        return init_secrets([args.folder])
     flags = {"workers": args.workers, "host": args.host, "port": args.port}
     env = {
         "TIERKIT_WORKERS": args.workers,

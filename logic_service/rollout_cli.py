@@ -2,7 +2,10 @@
 
 A thin client of the admin API, so the CLI and HTTP callers go through the
 same validation, the same database write and the same event history. URL and
-token come from flags or ``TIERKIT_ADMIN_URL`` / ``TIERKIT_ADMIN_TOKEN``
+token come from flags or ``TIERKIT_ADMIN_URL`` / ``TIERKIT_ADMIN_TOKEN`` (or the file
+named by ``TIERKIT_ADMIN_TOKEN_FILE``, which the compose stack sets in the logic
+container, so ``docker compose exec logic python -m logic_service rollout ...``
+needs no token typed)
 (prefer the variable: a flag shows in the process list).
 """
 
@@ -17,6 +20,7 @@ from typing import Any
 
 URL_ENV = "TIERKIT_ADMIN_URL"
 TOKEN_ENV = "TIERKIT_ADMIN_TOKEN"
+TOKEN_FILE_ENV = "TIERKIT_ADMIN_TOKEN_FILE"
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
@@ -100,9 +104,12 @@ def run(args: argparse.Namespace) -> int:
     import httpx
 
     url = (args.url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
-    token = args.token or os.environ.get(TOKEN_ENV)
+    token = args.token or os.environ.get(TOKEN_ENV) or _token_from_file()
     if not token:
-        print(f"error: no admin token: pass --token or set {TOKEN_ENV}", file=sys.stderr)
+        print(
+            f"error: no admin token: pass --token or set {TOKEN_ENV} (or {TOKEN_FILE_ENV})",
+            file=sys.stderr,
+        )
         return 2
     path = f"{url}/admin/rollouts/{args.model}"
     try:
@@ -131,3 +138,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(answer, indent=2) if args.json else _summary(answer))
     return 0
+
+
+def _token_from_file() -> str | None:
+    path = os.environ.get(TOKEN_FILE_ENV)
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip() or None
+    except OSError as exc:
+        print(f"error: {TOKEN_FILE_ENV}={path}: {exc.strerror or exc}", file=sys.stderr)
+        return None

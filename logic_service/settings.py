@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -191,6 +191,11 @@ class LogicSettings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of /admin/*; unset keeps the admin API disabled."
     )
+    admin_token_file: Path | None = Field(
+        None,
+        description="File holding admin_token (a compose or Kubernetes secret); read at start "
+        "when admin_token itself is unset.",
+    )
     rollout_refresh_s: float = Field(
         1.0, gt=0, description="How often workers re-read rollout state from the database."
     )
@@ -213,6 +218,21 @@ class LogicSettings(BaseSettings):
         if duplicates:
             raise ValueError(f"model names must be unique, repeated: {', '.join(duplicates)}")
         return models
+
+    @model_validator(mode="after")
+    def _admin_token_from_file(self) -> LogicSettings:
+        if self.admin_token is None and self.admin_token_file is not None:
+            try:
+                token = self.admin_token_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(
+                    f"admin_token_file: cannot read {self.admin_token_file}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
+            if not token:
+                raise ValueError(f"admin_token_file: {self.admin_token_file} is empty")
+            self.admin_token = SecretStr(token)
+        return self
 
     @classmethod
     def settings_customise_sources(
