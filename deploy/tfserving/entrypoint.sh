@@ -84,7 +84,9 @@ printf '%s\n' "$rest_port" >"$state_dir/rest_api_port"
 if [[ -n "$config" ]]; then
     root="$(pwd)"
     if [[ ! -r "$config" ]]; then
-        log ERROR "cannot read --model_config_file=$config (working directory $root)"
+        # The usual cause in a container: the host folder mounted at the config's
+        # folder is not readable by this user (a 0700 temp dir, say).
+        log ERROR "cannot read --model_config_file=$config (working directory $root, running as uid $(id -u)); the folder mounted there must be readable by uid $(id -u): $(ls -ld "$(dirname "$config")" 2>&1)"
         exit 2
     fi
     sync_config

@@ -36,7 +36,8 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from logic_service.settings import load_settings
 
-SERVICES = {"tfserving", "logic", "nginx"}  # default profile (monitoring: its own test)
+SERVICES = {"tfserving", "logic", "nginx", "postgres"}  # long-running, default profile
+JOBS = {"secrets"}  # one-shot (monitoring: its own test)
 
 
 def _default_services() -> dict[str, Any]:
@@ -53,16 +54,23 @@ def _logic_env() -> dict[str, str]:
 
 
 def test_services_and_how_their_images_are_made() -> None:
-    assert set(_default_services()) == SERVICES
-    for name, dockerfile in (("tfserving", "Dockerfile.tfserving"), ("logic", "Dockerfile.logic")):
+    assert set(_default_services()) == SERVICES | JOBS
+    for name, dockerfile in (
+        ("tfserving", "Dockerfile.tfserving"),
+        ("logic", "Dockerfile.logic"),
+        ("secrets", "Dockerfile.logic"),
+    ):
         build = service(name)["build"]
-        assert build == {"context": ".", "dockerfile": dockerfile}
+        # network: host, as an engine without a default bridge has no other build network
+        assert build == {"context": ".", "dockerfile": dockerfile, "network": "host"}
         assert (ROOT / build["context"] / dockerfile).is_file()
         assert re.fullmatch(r"tierkit/[a-z]+:\d+\.\d+\.\d+", service(name)["image"])
-    image = service("nginx")["image"]
-    match = re.fullmatch(r"nginxinc/nginx-unprivileged:(\d+)\.(\d+)\.(\d+)-alpine", image)
-    assert match, f"nginx pinned to a version: {image}"
-    assert tuple(map(int, match.groups())) >= (1, 27, 3), "`server ... resolve` needs >= 1.27.3"
+    assert service("secrets")["image"] == service("logic")["image"]
+    for name, pattern in (
+        ("nginx", r"nginxinc/nginx-unprivileged:\d+\.\d+\.\d+-alpine"),
+        ("postgres", r"postgres:15\.\d+-bookworm"),  # the major the stand-in runs
+    ):
+        assert re.fullmatch(pattern, service(name)["image"]), f"{name} pinned to a version"
 
 
 def test_only_nginx_publishes_a_port() -> None:
@@ -74,13 +82,16 @@ def test_only_nginx_publishes_a_port() -> None:
     assert "container_name" not in service("logic"), "a fixed name forbids --scale logic=N"
 
 
-def test_tfserving_is_on_an_internal_network_only() -> None:
+def test_tfserving_and_postgres_are_on_internal_networks_only() -> None:
     networks = compose()["networks"]
     assert networks["graph"].get("internal") is True
+    assert networks["data"].get("internal") is True
     assert not networks["edge"] or not networks["edge"].get("internal")
     assert service("tfserving")["networks"] == ["graph"]
-    assert sorted(service("logic")["networks"]) == ["edge", "graph"]
+    assert service("postgres")["networks"] == ["data"]
+    assert sorted(service("logic")["networks"]) == ["data", "edge", "graph"]
     assert service("nginx")["networks"] == ["edge"], "nginx never reaches the graph tier"
+    assert service("secrets")["network_mode"] == "none"
 
 
 def test_model_repository_is_one_read_only_mount_shared_by_both_tiers() -> None:
@@ -98,12 +109,28 @@ def test_model_repository_is_one_read_only_mount_shared_by_both_tiers() -> None:
             assert mount.get("read_only") is True, f"{name}: {mount['target']} is writable"
 
 
-def test_logs_go_to_a_named_volume_at_the_logic_tiers_log_dir() -> None:
-    volumes = [v for v in service("logic")["volumes"] if v.get("type") == "volume"]
-    assert [(v["source"], v["target"]) for v in volumes] == [
-        ("logic-logs", _logic_env()["TIERKIT_LOG__DIR"])
-    ]
-    assert "logic-logs" in compose()["volumes"]
+def test_logs_and_secrets_go_to_named_volumes_where_the_settings_look() -> None:
+    volumes = {v["source"]: v for v in service("logic")["volumes"] if v.get("type") == "volume"}
+    env = _logic_env()
+    assert set(volumes) == {"logic-logs", "stack-secrets"}
+    assert volumes["logic-logs"]["target"] == env["TIERKIT_LOG__DIR"]
+    secrets = PurePosixPath(volumes["stack-secrets"]["target"])
+    assert volumes["stack-secrets"].get("read_only") is True
+    assert PurePosixPath(env["TIERKIT_STORAGE__DATABASE_PASSWORD_FILE"]).parent == secrets
+    assert PurePosixPath(env["TIERKIT_ADMIN_TOKEN_FILE"]).parent == secrets
+    postgres = service("postgres")
+    assert PurePosixPath(postgres["environment"]["POSTGRES_PASSWORD_FILE"]).parent == secrets
+    assert {v["source"] for v in postgres["volumes"]} == {"postgres-data", "stack-secrets"}
+    assert service("secrets")["command"] == [str(secrets)]
+    for name in ("logic-logs", "postgres-data", "stack-secrets"):
+        assert name in compose()["volumes"]
+
+
+def test_no_secret_value_is_in_the_file() -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert not re.search(r"(?im)^\s*(POSTGRES_PASSWORD|TIERKIT_ADMIN_TOKEN)\s*:", text)
+    url = _logic_env()["TIERKIT_STORAGE__DATABASE_URL"]
+    assert url == "postgresql://tierkit@postgres:5432/tierkit", "no password in the URL"
 
 
 def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies() -> None:
@@ -114,8 +141,18 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies() ->
             assert key in check, f"{name}: healthcheck without {key}"
         assert service(name)["restart"] == "unless-stopped"
         assert service(name)["deploy"]["resources"]["limits"]["memory"]
-    assert service("logic")["depends_on"] == {"tfserving": {"condition": "service_healthy"}}
+    secrets_done = {"secrets": {"condition": "service_completed_successfully"}}
+    assert (
+        service("logic")["depends_on"]
+        == {
+            "tfserving": {"condition": "service_healthy"},
+            "postgres": {"condition": "service_healthy"},
+        }
+        | secrets_done
+    )
+    assert service("postgres")["depends_on"] == secrets_done
     assert service("nginx")["depends_on"] == {"logic": {"condition": "service_healthy"}}
+    assert service("secrets")["restart"] == "no"
     (stage,) = stages(DOCKERFILES["tfserving"])
     assert service("tfserving")["healthcheck"]["test"][1:] == last(stage, "HEALTHCHECK").exec_form()
     logic_probe = " ".join(service("logic")["healthcheck"]["test"])
@@ -154,13 +191,21 @@ def test_models_config_base_paths_land_in_the_mounted_repository() -> None:
         assert repo_target in resolved.parents, f"{model.name}: {resolved} is outside the mount"
 
 
-def test_logic_environment_is_valid_logic_tier_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_logic_environment_is_valid_logic_tier_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     for name in list(os.environ):
         if name.startswith("TIERKIT_"):
             monkeypatch.delenv(name)
     for key, value in _logic_env().items():
         monkeypatch.setenv(key, value)
+    # The token file lives in the stack's secrets volume; here, a stand-in file.
+    token = tmp_path / "admin_token"
+    token.write_text("token-from-the-volume\n")
+    monkeypatch.setenv("TIERKIT_ADMIN_TOKEN_FILE", str(token))
     settings = load_settings(ROOT / "logic.yaml")
+    assert settings.admin_token.get_secret_value() == "token-from-the-volume"
+    assert settings.storage.database_url.startswith("postgresql://")
     assert settings.host == "0.0.0.0"
     assert settings.graph.grpc_address == "tfserving:8500"
     assert settings.graph.protocol == "grpc"

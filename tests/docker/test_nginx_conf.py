@@ -27,30 +27,37 @@ def _location(*args: str) -> list[dict]:
     return one(_server(), "location", *args)["block"]
 
 
-def test_upstream_resolves_every_logic_replica_through_docker_dns() -> None:
-    upstream = one(_http(), "upstream", "logic_tier")["block"]
-    (server,) = directives(upstream, "server")
-    address, *params = server["args"]
+def test_replicas_are_found_per_request_through_docker_dns() -> None:
+    """A variable in proxy_pass is resolved at request time (nginx 1.22 and 1.28 alike),
+    so --scale changes and restarted replicas are followed without a reload."""
+    assert not directives(_http(), "upstream"), "an upstream block is resolved once at start"
+    root = _location("/")
+    (target,) = [d["args"] for d in directives(root, "set") if d["args"][0] == "$logic_tier"]
     logic_port = with_defaults(str(service("logic")["environment"]["TIERKIT_PORT"]))
-    assert address == f"logic:{logic_port}", "the compose service name resolves to all replicas"
-    assert "resolve" in params, "re-resolve so --scale changes are followed without a reload"
-    assert directives(upstream, "zone"), "`resolve` needs a shared memory zone"
-    assert directives(upstream, "keepalive")
+    assert target == ["$logic_tier", f"logic:{logic_port}"], "the compose service name"
+    assert one(root, "proxy_pass")["args"] == ["http://$logic_tier"]
     (resolver,) = directives(_http(), "resolver")
     assert resolver["args"][0] == "127.0.0.11", "Docker's embedded DNS server"
     valid = next(a for a in resolver["args"] if a.startswith("valid="))
-    assert int(valid.removeprefix("valid=").rstrip("s")) <= 30
+    assert int(valid.removeprefix("valid=").rstrip("s")) <= 2, "a stopped replica leaves fast"
 
 
-def test_server_listens_where_compose_publishes_and_proxies_to_the_upstream() -> None:
+def test_failures_move_to_the_next_replica_quickly_and_slow_answers_are_not_resent() -> None:
+    root = _location("/")
+    connect = one(root, "proxy_connect_timeout")["args"][0]
+    assert connect.endswith("ms") and int(connect[:-2]) <= 500, "a gone address costs <= 0.5 s"
+    assert set(one(root, "proxy_next_upstream")["args"]) == {"error", "timeout", "non_idempotent"}
+    window = one(root, "proxy_next_upstream_timeout")["args"][0]
+    read = one(root, "proxy_read_timeout")["args"][0]
+    assert int(window.rstrip("s")) < int(read.rstrip("s")), "a read timeout is never retried"
+
+
+def test_server_listens_where_compose_publishes_and_passes_the_request_id() -> None:
     (listen,) = directives(_server(), "listen")
     (mapping,) = service("nginx")["ports"]
     assert listen["args"] == [with_defaults(mapping).rpartition(":")[2]]
     root = _location("/")
-    assert one(root, "proxy_pass")["args"] == ["http://logic_tier"]
-    assert one(root, "proxy_http_version")["args"] == ["1.1"], "keepalive to replicas"
     headers = {d["args"][0]: d["args"][1] for d in directives(root, "proxy_set_header")}
-    assert headers["Connection"] == "", "keepalive needs the Connection header cleared"
     assert headers["X-Request-ID"] == "$tierkit_request_id"
     assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for"
 

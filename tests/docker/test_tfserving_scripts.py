@@ -248,6 +248,7 @@ def test_entrypoint_refuses_an_unreadable_config(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "cannot read --model_config_file=absent.config" in run.stderr, run.stderr
+    assert f"must be readable by uid {os.getuid()}" in run.stderr, run.stderr
 
 
 def test_entrypoint_keeps_uris_and_absolute_paths_and_passes_flags_through(
