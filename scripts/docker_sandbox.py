@@ -66,6 +66,7 @@ DEBIAN_SECURITY = os.environ.get(
 SOCKET_PATH_BUDGET = 60
 DAEMON_START_S = 60
 DAEMON_STOP_S = 30
+BUILD_CACHE_KEEP = "12GB"
 
 # Production image repository -> stand-in recipe folder under deploy/standins/.
 RECIPES = {
@@ -573,6 +574,24 @@ def ensure_images(env: dict[str, str], paths: Paths, private: bool) -> None:
         build_base(env, paths)
     for recipe in todo:
         build_standin(env, recipe, wanted[recipe], wanted.get("python"))
+    if private:
+        tidy(env)
+
+
+def tidy(env: dict[str, str]) -> None:
+    """The private engine only: drop untagged images left by rebuilds, cap the build cache.
+
+    Every rebuild of a stand-in or of the stack's images leaves the previous
+    image untagged (2 GB each for the TensorFlow ones); the build cache is what
+    makes rebuilds take seconds, so it is kept, within BUILD_CACHE_KEEP.
+    """
+    run(["docker", "image", "prune", "--force"], env=env, check=False, quiet=True)
+    run(
+        ["docker", "builder", "prune", "--force", f"--keep-storage={BUILD_CACHE_KEEP}"],
+        env=env,
+        check=False,
+        quiet=True,
+    )
 
 
 # --- commands ----------------------------------------------------------------------------------
