@@ -1,13 +1,16 @@
 #!/usr/bin/env python
-"""Run the local stack in the foreground: graph tier, then logic tier; Ctrl-C stops both.
+"""Run the local stack in the foreground: graph tier and logic tier under Supervisor.
 
 Called by ``./scripts/up`` (which sets up .venv and publishes the demo model
-first). Starts ``python -m graph_service`` on 127.0.0.1 (gRPC and REST ports,
-``models.config``, polling the repository every second) and
-``python -m logic_service serve`` pointed at it, waits until the logic tier's
-``/readyz`` answers 200, prints the URLs and a ready-to-paste ``curl``, and
-then watches both: if either dies, the other is stopped too and the dead one's
-last log lines are printed. Each process logs under ``logs/``.
+first). Supervisor (``supervisord -n`` with a config generated per run, see
+``stack_supervision``) starts ``python -m graph_service`` on 127.0.0.1 (gRPC
+and REST ports, ``models.config``, polling the repository every second) and
+``python -m logic_service serve`` pointed at it, restarts a tier that dies and
+rotates their logs under ``logs/``. This runner waits until the logic tier's
+``/readyz`` answers 200, prints the URLs and a ready-to-paste ``curl``, then
+follows Supervisor over XML-RPC: every exit and restart is told on the terminal
+and in ``logs/up.log``, and a crash loop ends the run with the tier's last log
+lines. Ctrl-C stops both tiers (the logic tier first) and Supervisor.
 
 Usage: python scripts/local_stack.py [--port 8000] [--graph-port 8500]
        [--graph-rest-port 8501] [--protocol grpc|rest] [--workers N] [--config logic.yaml]
@@ -21,67 +24,46 @@ import os
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from graph_service.command import LOCAL_STACK_FLAGS, graph_service_command
-
 ROOT = Path(__file__).resolve().parent.parent
-TAIL_LINES = 25
+sys.path.insert(0, str(ROOT))  # stack_supervision/ is a folder of the repository
 
+from graph_service.command import LOCAL_STACK_FLAGS, graph_service_command  # noqa: E402
+from stack_supervision.restart_policy import (  # noqa: E402
+    MAX_RESTARTS,
+    RESTART_WINDOW_S,
+    START_RETRIES,
+    START_SECONDS,
+)
+from stack_supervision.supervisord_config import (  # noqa: E402
+    LOG_BACKUPS,
+    LOG_MAX_BYTES,
+    TierProgram,
+)
+from stack_supervision.supervisord_process import Supervisord, SupervisordError  # noqa: E402
+from stack_supervision.tier_watch import TierWatch, duration  # noqa: E402
+from stack_supervision.up_log import UpLog  # noqa: E402
 
-class Child:
-    """One tier as a child process, its stdout and stderr in one file under logs/."""
+POLL_S = 0.5
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.argv = argv
-        self.log_path = log_path
-        self.env = env
-        self.popen: subprocess.Popen | None = None
+SUPERVISION_HELP = f"""\
+supervision:
+  Supervisor runs both tiers. A tier that exits is restarted: at once when it
+  had run over {START_SECONDS} s, else after 1, 2, 3 s; after {START_RETRIES + 1} failed starts in a
+  row, or more than --max-restarts restarts within --restart-window, the run
+  ends (exit code 1) naming the tier, how it exited and its last log lines.
+  Exits and restarts are printed and written to LOG_DIR/up.log; Supervisor's
+  own log is LOG_DIR/supervisord.log. graph.log and logic.stderr.log (the
+  tiers' output) rotate at {LOG_MAX_BYTES}, {LOG_BACKUPS} kept.
 
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            log.write(
-                f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(self.argv)}\n".encode()
-            )
-            log.flush()
-            # Own session: the terminal's Ctrl-C reaches us only, and we stop the
-            # tiers in order (logic first, so it never answers for a vanished graph tier).
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
-
-    def exit_code(self) -> int | None:
-        return None if self.popen is None else self.popen.poll()
-
-    def tail(self) -> str:
-        """The last lines this run wrote (the file also holds earlier runs)."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        lines = text[text.rfind("\n=== ") + 1 :].splitlines()[1:]
-        return "\n".join(f"    {line}" for line in lines[-TAIL_LINES:])
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            print(f"[up] {self.name} did not stop within {timeout:.0f}s; killing it", flush=True)
-            self.popen.kill()
-            self.popen.wait(timeout=5)
+exit codes: 0 stopped by Ctrl-C or SIGTERM, 1 not ready in time or a crash
+  loop, 2 bad arguments, a missing models.config or a port in use.
+"""
 
 
 class Interrupted(Exception):
@@ -113,7 +95,6 @@ def readyz(url: str) -> tuple[int, str]:
 
 
 def demo_curl(url: str) -> str:
-    sys.path.insert(0, str(ROOT))
     from logic_service.features.ctr import EXAMPLE_REQUEST
 
     body = json.dumps(EXAMPLE_REQUEST)
@@ -126,7 +107,11 @@ def demo_curl(url: str) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="./scripts/up", description="Run graph tier + logic tier locally; Ctrl-C stops both."
+        prog="./scripts/up",
+        description="Run graph tier + logic tier locally under Supervisor, which restarts a "
+        "tier that dies; Ctrl-C stops both.",
+        epilog=SUPERVISION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--port", type=int, default=8000, help="logic tier HTTP port")
     parser.add_argument("--graph-port", type=int, default=8500, help="graph tier gRPC port")
@@ -156,7 +141,65 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--wait", type=float, default=180.0, help="seconds to wait for /readyz before giving up"
     )
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=MAX_RESTARTS,
+        help=f"restarts of a tier that had been running, within --restart-window, before the "
+        f"run ends as a crash loop (default {MAX_RESTARTS})",
+    )
+    parser.add_argument(
+        "--restart-window",
+        type=float,
+        default=RESTART_WINDOW_S,
+        help=f"seconds over which --max-restarts counts (default {RESTART_WINDOW_S:.0f})",
+    )
     return parser.parse_args(argv)
+
+
+def tier_programs(args: argparse.Namespace, log_dir: Path) -> list[TierProgram]:
+    """The two tiers, graph first (Supervisor starts by priority and stops in reverse)."""
+    graph = TierProgram(
+        "graph",
+        "graph tier",
+        graph_service_command(
+            args.graph_port,
+            args.graph_rest_port,
+            f"--model_config_file={args.models_config.resolve()}",
+            *LOCAL_STACK_FLAGS,
+        ),
+        log_dir / "graph.log",
+        priority=100,
+    )
+    logic_argv = [
+        sys.executable,
+        "-m",
+        "logic_service",
+        "serve",
+        "--port",
+        str(args.port),
+        "--workers",
+        str(args.workers),
+        "--protocol",
+        args.protocol,
+    ]
+    if args.config.is_file():
+        logic_argv += ["--config", str(args.config.resolve())]
+    logic = TierProgram(
+        "logic",
+        "logic tier",
+        logic_argv,
+        log_dir / "logic.stderr.log",  # the service writes logic.log there itself
+        priority=200,
+        environment={
+            "TIERKIT_GRAPH__GRPC_ADDRESS": f"127.0.0.1:{args.graph_port}",
+            "TIERKIT_GRAPH__REST_URL": f"http://127.0.0.1:{args.graph_rest_port}",
+            "TIERKIT_LOG__CONSOLE": "false",
+            "TIERKIT_LOG__DIR": str(log_dir.resolve()),
+        },
+        own_log=log_dir / "logic.log",
+    )
+    return [graph, logic]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,96 +223,55 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = args.log_dir
     log_dir.mkdir(parents=True, exist_ok=True)
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    graph = Child(
-        "graph tier",
-        graph_service_command(
-            args.graph_port,
-            args.graph_rest_port,
-            f"--model_config_file={args.models_config}",
-            *LOCAL_STACK_FLAGS,
-        ),
-        log_dir / "graph.log",
-        env,
-    )
-    logic_argv = [
-        sys.executable,
-        "-m",
-        "logic_service",
-        "serve",
-        "--port",
-        str(args.port),
-        "--workers",
-        str(args.workers),
-        "--protocol",
-        args.protocol,
-    ]
-    if args.config.is_file():
-        logic_argv += ["--config", str(args.config)]
-    logic = Child(
-        "logic tier",
-        logic_argv,
-        log_dir / "logic.stderr.log",  # the service writes logic.log there itself
-        env
-        | {
-            "TIERKIT_GRAPH__GRPC_ADDRESS": f"127.0.0.1:{args.graph_port}",
-            "TIERKIT_GRAPH__REST_URL": f"http://127.0.0.1:{args.graph_rest_port}",
-            "TIERKIT_LOG__CONSOLE": "false",
-            "TIERKIT_LOG__DIR": str(log_dir),
-        },
-    )
+    programs = tier_programs(args, log_dir)
+    up_log = UpLog(log_dir / "up.log")
+    supervisord = Supervisord(programs, log_dir, ROOT)
+    watch = TierWatch(supervisord, programs, up_log, args.max_restarts, args.restart_window)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     url = f"http://127.0.0.1:{args.port}"
-    children = (logic, graph)  # stop order
     try:
-        graph.start()
-        logic.start()
-        print(
-            f"[up] starting graph tier (gRPC :{args.graph_port}, REST :{args.graph_rest_port}) "
-            f"and logic tier (:{args.port}, {args.protocol}); waiting for {url}/readyz ",
-            end="",
-            flush=True,
+        supervisord.start(env)
+        up_log.begin_line(
+            f"starting graph tier (gRPC :{args.graph_port}, REST :{args.graph_rest_port}) "
+            f"and logic tier (:{args.port}, {args.protocol}) under Supervisor; "
+            f"waiting for {url}/readyz "
         )
-        if not wait_ready(url, (graph, logic), args.wait):
+        if not wait_ready(url, watch, up_log, args.wait):
             return 1
         print_banner(args, url, log_dir)
-        return watch(children)
+        return follow(url, watch, up_log)
+    except SupervisordError as exc:
+        up_log.say(str(exc), error=True)
+        return 1
     except Interrupted as why:
-        print(f"\n[up] {why}: stopping", flush=True)
+        up_log.say(f"{why}: stopping")
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for child in children:
-            child.stop()
-        print("[up] stopped", flush=True)
+        supervisord.stop()
+        up_log.say("stopped")
+        up_log.close()
 
 
-def wait_ready(url: str, children: tuple[Child, ...], limit: float) -> bool:
+def wait_ready(url: str, watch: TierWatch, up_log: UpLog, limit: float) -> bool:
     deadline = time.monotonic() + limit
     last = ""
     while time.monotonic() < deadline:
-        for child in children:
-            code = child.exit_code()
-            if code is not None:
-                print(
-                    f"\n[up] {child.name} exited with code {code}; last lines of "
-                    f"{child.log_path}:\n{child.tail()}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                return False
+        crash_loop = watch.poll()
+        if crash_loop is not None:
+            up_log.say(crash_loop.report(), error=True)
+            return False
         status, last = readyz(url)
         if status == 200:
-            print(" ready", flush=True)
+            up_log.end_line(" ready")
+            watch.down_since = None  # start-up retries are not an outage of a served stack
             return True
-        print(".", end="", flush=True)
+        up_log.dot()
         time.sleep(1.0)
-    print(
-        f"\n[up] not ready after {limit:.0f}s: {last}\n[up] see graph.log and logic.log",
-        file=sys.stderr,
-        flush=True,
-    )
+    up_log.say(f"not ready after {limit:.0f}s: {last}", error=True)
+    up_log.say("see graph.log and logic.log", error=True)
     return False
 
 
@@ -279,27 +281,37 @@ def print_banner(args: argparse.Namespace, url: str, log_dir: Path) -> None:
         f"  logic tier   {url}   (docs {url}/docs, metrics {url}/metrics)\n"
         f"  graph tier   gRPC 127.0.0.1:{args.graph_port}   "
         f"REST http://127.0.0.1:{args.graph_rest_port}/v1/models/ctr\n"
-        f"  logs         {log_dir}/logic.log, {log_dir}/graph.log\n"
+        f"  logs         {log_dir}/logic.log, {log_dir}/graph.log, {log_dir}/up.log\n"
         "\n  try the demo request:\n\n"
         f"{demo_curl(url)}\n\n"
+        "  A tier that dies is restarted (see ./scripts/up --help).\n"
         "  Ctrl-C stops both tiers.\n",
         flush=True,
     )
 
 
-def watch(children: tuple[Child, ...]) -> int:
+def follow(url: str, watch: TierWatch, up_log: UpLog) -> int:
+    """Until Ctrl-C: tell exits and restarts, and when the stack serves again; 1 on a crash loop."""
+    unready_seen = False
     while True:
-        for child in children:
-            code = child.exit_code()
-            if code is not None:
-                print(
-                    f"[up] {child.name} exited with code {code}; last lines of "
-                    f"{child.log_path}:\n{child.tail()}",
-                    file=sys.stderr,
-                    flush=True,
+        crash_loop = watch.poll()
+        if crash_loop is not None:
+            up_log.say(crash_loop.report(), error=True)
+            return 1
+        if watch.down_since is not None:
+            # /readyz is the logic tier's view, refreshed every second: a 200 counts once it
+            # has said not ready since the exit, or once every tier is past its start-up.
+            if readyz(url)[0] != 200:
+                unready_seen = True
+            elif unready_seen or watch.all_running():
+                up_log.say(
+                    f"serving again: {url}/readyz answers 200, "
+                    f"{duration(time.monotonic() - watch.down_since)} after the "
+                    f"{watch.down_tier} exited",
+                    stamp=True,
                 )
-                return 1
-        time.sleep(0.5)
+                watch.down_since, unready_seen = None, False
+        time.sleep(POLL_S)
 
 
 if __name__ == "__main__":
