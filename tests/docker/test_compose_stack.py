@@ -39,12 +39,15 @@ from stack_load import LoadLoop, Outcome
 
 from logic_service.features.ctr import EXAMPLE_REQUEST
 
-pytestmark = pytest.mark.docker
+# The first test's setup includes the engine's start and, on a fresh machine,
+# the stand-in and image builds (minutes, not pytest.ini's 300 s).
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 UP_TIMEOUT_S = 900  # a fresh engine builds the logic image (TensorFlow from PyPI) first
 RECOVER_TIMEOUT_S = 180
 FIRST_REPLICAS = 2
+RECOVERED_STREAK = 60  # unbroken 200s that show every replica serves again
 REPLICAS = 3
 
 
@@ -275,6 +278,20 @@ def _failures(outcomes: list[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if not o.ok]
 
 
+def _described(failed: list[Outcome]) -> list[str]:
+    """What a failed request saw, for the figures (status and the start of the body)."""
+    return [f"{o.status} {o.detail[:160]}" for o in failed[:5]]
+
+
+def _consecutive_successes(outcomes: list[Outcome]) -> int:
+    streak = 0
+    for outcome in reversed(outcomes):
+        if not outcome.ok:
+            break
+        streak += 1
+    return streak
+
+
 # --- a: up, healthy, the documented request ---------------------------------------------------
 
 
@@ -493,6 +510,7 @@ def test_a_killed_logic_replica_restarts_and_nginx_fails_over(stack: Stack) -> N
         {
             "requests": len(outcomes),
             "failed": len(failed),
+            "failures": _described(failed),
             "back_healthy_after_s": round(back, 1) if back else None,
             "requests_to_dead_address": len(via_dead),
             "slowest_via_dead_address_s": max(via_dead, default=0.0),
@@ -524,12 +542,17 @@ def test_the_graph_tier_killed_gives_503_with_retry_after_then_serves_again(
             ready = httpx.get(f"{stack.base_url}/readyz", timeout=10)
             if ready.status_code == 503:
                 not_ready_seen = True
-            after = [o for o in load.outcomes() if o.started > killed]
-            if not_ready_seen and any(o.ok for o in after[-5:]) and ready.status_code == 200:
-                recovered = time.monotonic() - killed
+            after = sorted(
+                (o for o in load.outcomes() if o.started > killed), key=lambda o: o.started
+            )
+            # Every replica and worker serving again: a long unbroken run of 200s
+            # (requests land on replicas at random), not just the first one.
+            if not_ready_seen and _consecutive_successes(after) >= RECOVERED_STREAK:
+                recovered = min(o.started for o in after[-RECOVERED_STREAK:]) - killed
                 break
             time.sleep(0.25)
-    outcomes = [o for o in load.outcomes() if o.started > killed]
+    outcomes = sorted((o for o in load.outcomes() if o.started > killed), key=lambda o: o.started)
+    first_ok = next((o.started - killed for o in outcomes if o.ok), None)
     refused = _failures(outcomes)
     stack.record(
         "graph_tier_killed",
@@ -538,7 +561,8 @@ def test_the_graph_tier_killed_gives_503_with_retry_after_then_serves_again(
             "answered_503": sum(o.status == 503 for o in refused),
             "other_failures": sum(o.status != 503 for o in refused),
             "slowest_503_s": round(max((o.elapsed_s for o in refused), default=0.0), 3),
-            "serving_again_after_s": round(recovered, 1) if recovered else None,
+            "first_200_after_kill_s": round(first_ok, 1) if first_ok else None,
+            "all_serving_again_after_s": round(recovered, 1) if recovered else None,
         },
     )
     assert not_ready_seen, "/readyz never answered 503 while the graph tier was down"
@@ -579,6 +603,7 @@ def test_postgres_restarted_under_load_loses_no_prediction(stack: Stack) -> None
         {
             "requests": len(outcomes),
             "failed": len(failed),
+            "failures": _described(failed),
             "restart_to_healthy_s": round(downtime, 1),
             "answered_2xx": len(answered),
             "in_the_log": stored,

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from engine_sandbox import Engine
 
-pytestmark = pytest.mark.docker
+# The first test's setup includes the engine's start and, on a fresh machine,
+# the stand-in and image builds (minutes, not pytest.ini's 300 s).
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGIC_IMAGE = "tierkit/logic:0.1.0"
