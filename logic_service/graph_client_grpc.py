@@ -5,7 +5,10 @@ request (HTTP/2 multiplexes them). Reconnect backoff is capped at one second:
 gRPC's default grows to two minutes, and a graph tier that restarts must be
 used again as soon as it listens, not minutes later. Calls do not wait for a
 connection (``wait_for_ready`` off), so a dead graph tier costs a request
-microseconds, not its whole deadline.
+microseconds, not its whole deadline. The graph tier's name may be resolved
+again a second after a connection fails, not gRPC's default 30 s: a graph tier
+that comes back under a new address (a recreated container or pod) must be
+found as soon as it listens, by every worker.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.dns_min_time_between_resolutions_ms", 1000),
 ]
 _STATE_NAMES = {
     value.number: value.name
