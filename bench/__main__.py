@@ -1,4 +1,4 @@
-"""``python -m bench {graph,stack,capacity} [options]``: run a benchmark and print its report."""
+"""``python -m bench {graph,stack,capacity,scaling} [options]``: run a benchmark, report it."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     capacity = tiers.add_parser(
         "capacity", help="replicas needed per traffic tier, from a stack benchmark's figures"
     )
+    scaling = tiers.add_parser(
+        "scaling", help="Kubernetes pods and cores of each tier, from the same figures"
+    )
     chosen = (argv if argv is not None else sys.argv[1:])[:1]
     if chosen == ["graph"]:
         from bench import graph as graph_bench
@@ -41,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         capacity.description = capacity_bench.__doc__
         capacity.formatter_class = argparse.RawDescriptionHelpFormatter
         capacity_bench.add_arguments(capacity)
+    elif chosen == ["scaling"]:
+        from bench import scaling as scaling_bench
+
+        scaling.description = scaling_bench.__doc__
+        scaling.formatter_class = argparse.RawDescriptionHelpFormatter
+        scaling_bench.add_arguments(scaling)
     args = parser.parse_args(argv)
     if args.tier == "graph":
         return graph_bench.run(args)
@@ -48,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return stack_bench.run(args)
     if args.tier == "capacity":
         return capacity_bench.run(args)
+    if args.tier == "scaling":
+        return scaling_bench.run(args)
     parser.error(f"unknown tier {args.tier}")
     return 2
 
