@@ -45,6 +45,7 @@ def _options(args: argparse.Namespace) -> ExportOptions:
         feature_function=args.feature_function,
         input_schema=args.input_schema,
         signature_input=args.signature_input,
+        api_version=args.api_version,
         sample=args.sample,
         atol=args.atol,
         quiet=args.quiet,

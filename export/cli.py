@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from export.manifest import DEFAULT_API_VERSION
 from export.options import DEFAULT_ATOL, DEFAULT_REPOSITORY
 
 PROG = "python -m export"
@@ -115,6 +116,13 @@ def _common_export_options() -> argparse.ArgumentParser:
         metavar="NAME",
         help="signature input that takes the transformer's output "
         "(default: the only input, or 'features')",
+    )
+    features.add_argument(
+        "--api-version",
+        default=DEFAULT_API_VERSION,
+        metavar="vN",
+        help="the request API (input schema version) this version accepts; the logic tier "
+        "serves it at /vN/models/NAME/predict (default: %(default)s)",
     )
     checks = common.add_argument_group("parity check and warmup")
     checks.add_argument(

@@ -19,6 +19,10 @@ from export.features import file_sha256
 MANIFEST_FORMAT = "tierkit.manifest/1"
 MANIFEST_FILE = "tierkit.json"
 EXTRA_DIR = "assets.extra"
+# The request API (input schema version) a version accepts, ``v`` and a number; the
+# logic tier serves each at its own path (/v1/models/..., /v2/models/...).
+DEFAULT_API_VERSION = "v1"
+API_VERSION_PATTERN = r"^v[1-9][0-9]{0,3}$"
 
 
 def saved_model_files(version_dir: Path) -> dict[str, str]:
@@ -45,6 +49,7 @@ def build_manifest(
     files: dict[str, str],
     parity: dict[str, Any],
     warmup_records: int,
+    api_version: str = DEFAULT_API_VERSION,
 ) -> dict[str, Any]:
     return {
         "format": MANIFEST_FORMAT,
@@ -55,6 +60,7 @@ def build_manifest(
         "source": source,
         "signatures": signatures,
         "input_schema": input_schema,
+        "api_version": api_version,
         "features": features,
         "files": files,
         "parity": parity,

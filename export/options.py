@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from export.errors import ExportError
+from export.manifest import API_VERSION_PATTERN, DEFAULT_API_VERSION
 
 # A model name becomes a directory under the repository and a TF Serving model
 # name in URLs: keep it to one safe path segment.
@@ -34,6 +35,7 @@ class ExportOptions:
     feature_function: str | None = None
     input_schema: Path | None = None
     signature_input: str | None = None
+    api_version: str = DEFAULT_API_VERSION
     sample: Path | None = None
     atol: float = DEFAULT_ATOL
     quiet: bool = False
@@ -44,6 +46,11 @@ class ExportOptions:
             raise ExportError(f"--version must be a non-negative integer, got {self.version}")
         if not self.atol >= 0:  # also rejects NaN
             raise ExportError(f"--atol must be a non-negative number, got {self.atol}")
+        if not re.match(API_VERSION_PATTERN, self.api_version):
+            raise ExportError(
+                f"--api-version {self.api_version!r} is not an API version: use v1, v2, ... "
+                "(v and a number from 1 to 9999)"
+            )
 
 
 def check_model_name(name: str) -> str:

@@ -105,6 +105,7 @@ def run_export(source: ModelSource, options: ExportOptions, progress: Progress) 
                 files=saved_model_files(slot.tmp_dir),
                 parity=parity.as_manifest(),
                 warmup_records=records,
+                api_version=options.api_version,
             )
             write_manifest(slot.tmp_dir, manifest)
             progress.step(f"publishing {slot.final_dir}")

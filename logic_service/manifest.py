@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from export.manifest import saved_model_files
+from logic_service.api_config import API_VERSION_PATTERN, DEFAULT_API_VERSION
 
 MANIFEST_FORMAT = "tierkit.manifest/1"
 MANIFEST_PATH = Path("assets.extra") / "tierkit.json"
@@ -55,6 +56,9 @@ class Manifest(BaseModel):
     version: int
     signatures: dict[str, SignatureSpec]
     input_schema: dict[str, Any] | None = None
+    # The request API (input schema version) this version accepts; manifests written
+    # before API versions existed accept v1, the only API there was.
+    api_version: str = Field(DEFAULT_API_VERSION, pattern=API_VERSION_PATTERN)
     features: FeatureSpec | None = None
     files: dict[str, str] | None = None
     _copied_from: int | None = PrivateAttr(default=None)

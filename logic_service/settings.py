@@ -23,6 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from logic_service.api_config import ApiVersionSettings, check_api_versions
 from logic_service.rollout_config import RolloutSpec
 
 CONFIG_ENV = "TIERKIT_LOGIC_CONFIG"
@@ -72,6 +73,16 @@ class ModelSettings(_Strict):
     rollout: RolloutSpec | None = Field(
         None, description="Traffic strategy (split, canary, blue_green, bandit; shadow, holdout)."
     )
+    api_versions: dict[str, ApiVersionSettings] = Field(
+        default_factory=dict,
+        description="Input-schema APIs (v1, v2...) marked deprecated, with sunset and successor; "
+        "which model versions serve which API is in their manifests (docs/api_versions.md).",
+    )
+
+    @field_validator("api_versions")
+    @classmethod
+    def _api_names(cls, versions: dict[str, ApiVersionSettings]) -> dict[str, ApiVersionSettings]:
+        return check_api_versions(versions)
 
 
 class LogSettings(_Strict):
@@ -198,6 +209,12 @@ class LogicSettings(BaseSettings):
     )
     rollout_refresh_s: float = Field(
         1.0, gt=0, description="How often workers re-read rollout state from the database."
+    )
+    api_retire_window_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="An API version may be retired only when the prediction log holds no "
+        "request to it within this many seconds (docs/api_versions.md).",
     )
     log: LogSettings = LogSettings()
     limits: LimitSettings = LimitSettings()

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
@@ -209,6 +210,8 @@ def test_explicit_feature_function_and_input_schema(demo, tmp_path, run_export, 
         "logic_service.features.ctr:derive",
         "--input-schema",
         schema_file,
+        "--api-version",
+        "v2",
         "--version",
         1,
     )
@@ -216,6 +219,20 @@ def test_explicit_feature_function_and_input_schema(demo, tmp_path, run_export, 
     manifest = manifest_of(tmp_path / "repo" / "clicks" / "1")
     assert manifest["input_schema"] == schema
     assert manifest["features"]["function"] == "logic_service.features.ctr:derive"
+    assert manifest["api_version"] == "v2"  # served at /v2/models/clicks/predict
+
+
+@pytest.mark.parametrize("api", ["2", "V2", "v0", "v1.1", "v12345", ""])
+def test_a_bad_api_version_is_refused_before_anything_is_written(demo, tmp_path, run_export, api):
+    result = run_export(
+        "keras", demo / "model.h5", "--name", "ctr", "--repo", tmp_path, "--api-version", api
+    )
+    assert result.code == 2
+    assert result.error == (
+        f"error: --api-version {api!r} is not an API version: use v1, v2, ... "
+        "(v and a number from 1 to 9999)"
+    )
+    assert not (tmp_path / "ctr").exists()
 
 
 def test_manifest_is_accepted_by_the_logic_tier(demo, tmp_path, run_export):
@@ -236,3 +253,5 @@ def test_manifest_is_accepted_by_the_logic_tier(demo, tmp_path, run_export):
     assert result.code == 0, result.err
     manifest = read_manifest(tmp_path / "ctr" / "4", "ctr", 4)
     assert manifest.features is not None and manifest.features.signature_input == "features"
+    raw = json.loads((tmp_path / "ctr" / "4" / "assets.extra" / "tierkit.json").read_text())
+    assert raw["api_version"] == manifest.api_version == "v1"  # written even when defaulted
