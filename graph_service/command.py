@@ -18,6 +18,11 @@ LOCAL_STACK_FLAGS = (
     # Labels in models.config may name a version that is still loading at start-up;
     # TF Serving refuses such a config without this flag.
     "--allow_version_labels_for_unavailable_models=true",
+    # A version that fails to load is retried once after 5 s, then reported with its error
+    # in GetModelStatus. TF Serving's default (5 retries a minute apart) hides the error
+    # for 5 minutes, longer than a rollout set waits for a version it needs (60 s).
+    "--max_num_load_retries=1",
+    "--load_retry_interval_micros=5000000",
 )
 
 

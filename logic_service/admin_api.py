@@ -20,6 +20,16 @@ from starlette.responses import Response
 
 from logic_service.api_errors import ApiError
 from logic_service.blue_green import LabelMoveFailed, move_labels
+from logic_service.pinning import admin as version_admin
+from logic_service.pinning.missing import missing_in
+from logic_service.pinning.pins import PinStore
+from logic_service.pinning.plan import served_config
+from logic_service.pinning.targets import (
+    ensure_loaded,
+    pending_holder,
+    versions_named,
+    with_explicit_baseline,
+)
 from logic_service.rollout_config import RolloutSpec
 from logic_service.rollout_policy import RolloutPolicy
 from logic_service.rollout_state import StaleRevision
@@ -90,9 +100,12 @@ def _view(request: Request, model: str) -> dict[str, Any]:
     policy: RolloutPolicy = request.app.state.rollouts
     record = policy.get(model)
     shadow = request.app.state.predictor.shadow
+    registry = request.app.state.registry
+    missing = missing_in(registry, model, record.spec, request.app.state.settings.stable_label)
     return {
         **record.public(),
-        "serving": list(request.app.state.registry.routable(model).ready_versions),
+        "serving": list(registry.routable(model).ready_versions),
+        "warnings": [m.public() for m in missing],
         "events": policy.store.events(model, limit=50),
         "shadow": shadow.summary(model) if shadow is not None else [],
     }
@@ -115,10 +128,18 @@ def admin_router() -> APIRouter:
             spec = RolloutSpec.model_validate(body)
         except ValidationError as exc:
             raise ApiError(422, _validation_problems(exc), "invalid_input") from exc
+        # Every version it names is published and loaded before it is stored (pinning/).
+        state = request.app.state
+        spec = with_explicit_baseline(state, model, spec)
+        versions = await versions_named(state, model, spec)
+        holder = pending_holder()
+        await ensure_loaded(state, model, versions, holder, f"rollout set ({spec.strategy})")
         try:
             await run_in_threadpool(policy.put, model, spec, reason)
         except StaleRevision as exc:
             raise ApiError(409, f"{exc}; read it again and retry", "conflict") from exc
+        finally:  # the stored rollout holds them now (or nothing changed)
+            await run_in_threadpool(PinStore(state.database).remove, model, None, holder)
         return _json(await run_in_threadpool(_view, request, model))
 
     async def act(model: str, request: Request, action: str) -> Response:
@@ -148,6 +169,24 @@ def admin_router() -> APIRouter:
     async def switch(model: str, request: Request) -> Response:
         return await act(model, request, "switch")
 
+    @router.get("/models/{model}/versions", summary="Versions: published, loaded, in use and why")
+    async def versions(model: str, request: Request) -> Response:
+        _policy(request, model)
+        return _json(await version_admin.versions_view(request.app.state, model))
+
+    @router.put("/models/{model}/pins/{version}", summary="Keep a version loaded (operator pin)")
+    async def pin(model: str, version: int, request: Request) -> Response:
+        _policy(request, model)
+        reason = str((await _body(request)).get("reason") or "pinned through the admin API")
+        await version_admin.pin(request.app.state, model, version, reason)
+        return _json(await version_admin.versions_view(request.app.state, model))
+
+    @router.delete("/models/{model}/pins/{version}", summary="Release an operator pin")
+    async def unpin(model: str, version: int, request: Request) -> Response:
+        _policy(request, model)
+        await version_admin.unpin(request.app.state, model, version)
+        return _json(await version_admin.versions_view(request.app.state, model))
+
     return router
 
 
@@ -157,13 +196,23 @@ async def _move_labels(request: Request, model: str, spec: RolloutSpec) -> None:
         raise ApiError(409, "move_labels needs active and standby as version numbers", "conflict")
     settings = request.app.state.settings
     labels = {settings.stable_label: int(spec.standby), "canary": int(spec.active)}
+    config_path = Path(spec.models_config or "")
+    served = None
+    if settings.graph_config.effective_file is not None:  # keep versions in use loaded
+
+        def served(_edited: object) -> object:
+            database = request.app.state.database
+            return served_config(config_path, database, settings.stable_label)
+
     try:
         await run_in_threadpool(
             move_labels,
-            Path(spec.models_config or ""),
+            config_path,
             settings.graph.grpc_address,
             model,
             labels,
+            10.0,
+            served,
         )
     except LabelMoveFailed as exc:
         raise ApiError(

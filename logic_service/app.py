@@ -36,6 +36,7 @@ from logic_service.graph_client import create_graph_client
 from logic_service.log_setup import configure_logging
 from logic_service.metrics import Metrics
 from logic_service.model_registry import ModelRegistry
+from logic_service.pinning.keeper import start_keeper, stop_keeper
 from logic_service.predict_service import PredictService
 from logic_service.prediction_log import PredictionRecorder
 from logic_service.request_context import RequestContext, request_context_var
@@ -161,6 +162,8 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
         )
         await registry.start(wait_s=settings.startup_wait_s)
         await rollouts.start()
+        # versions in use stay loaded in the graph tier (pinning/keeper.py)
+        app.state.keeper = await start_keeper(settings, app.state.database, client, registry)
         # With FastAPI, pydantic, scikit-learn and pandas imported a full collection
         # walks ~200,000 objects (144 ms measured): frozen objects are never scanned,
         # so collections see only what requests allocate (as graph_service does,
@@ -170,6 +173,7 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
         try:
             yield
         finally:
+            await stop_keeper(app.state.keeper)
             await rollouts.stop()
             await registry.stop()
             await client.close()

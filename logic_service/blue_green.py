@@ -13,7 +13,9 @@ never disagree.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -48,9 +50,18 @@ def reload_config(address: str, config: object, timeout_s: float) -> None:
 
 
 def move_labels(
-    config_path: Path, address: str, model: str, labels: dict[str, int], timeout_s: float = 10.0
+    config_path: Path,
+    address: str,
+    model: str,
+    labels: dict[str, int],
+    timeout_s: float = 10.0,
+    served: Callable[[Any], Any] | None = None,
 ) -> None:
-    """Point ``labels`` of ``model`` at their versions in the file and the running server."""
+    """Point ``labels`` of ``model`` at their versions in the file and the running server.
+
+    ``served`` maps the edited file's config to what the server should get: with
+    pinning on, the effective config, so the reload keeps every version in use.
+    """
     from export.errors import ExportError
     from export.model_config import ModelEntryChange, apply_change, read_config, write_config
 
@@ -68,7 +79,7 @@ def move_labels(
     except ExportError as exc:
         raise LabelMoveFailed(exc.message) from exc
     try:
-        reload_config(address, new, timeout_s)
+        reload_config(address, served(new) if served is not None else new, timeout_s)
     except LabelMoveFailed:
         write_config(config_path, old)
         raise

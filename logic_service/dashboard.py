@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from logic_service import canary
 from logic_service.api_errors import ApiError
 from logic_service.evaluation import version_stats
+from logic_service.pinning.missing import rollout_warnings
 from logic_service.prediction_log import predictions, utc
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,13 @@ def build_summary(app: FastAPI, history_s: int = HISTORY_S) -> dict[str, Any]:
         _model_view(name, described.get(name, {}), engine, policy, shadow, now, history_s)
         for name in state.settings.model_names()
     ]
+    for view in models:  # versions the rollout names that cannot serve now (pinning/missing.py)
+        rollout = view.get("rollout")
+        if registry is not None and isinstance(rollout, dict) and "error" not in rollout:
+            rollout["warnings"] = _section(
+                "rollout warnings",
+                lambda n=view["name"]: rollout_warnings(registry, policy, n, state.settings),
+            )
     return {
         "generated_at": now.timestamp(),
         "live_window_s": LIVE_WINDOW_S,
@@ -220,6 +228,7 @@ def record_rollout_gauges(app: FastAPI) -> None:
     if policy is None:
         return
     metrics = app.state.metrics
+    registry = getattr(app.state, "registry", None)
     for name in app.state.settings.model_names():
         view = _section("rollout gauges", lambda n=name: rollout_view(policy, n))
         if "error" in view:
@@ -233,6 +242,13 @@ def record_rollout_gauges(app: FastAPI) -> None:
         elif strategy == "blue_green":
             share = 100.0
         metrics.rollout_stage.labels(name, strategy).set(stage)
+        if registry is not None:  # versions the rollout names that cannot serve (lasting)
+            warnings = _section(
+                "rollout warnings",
+                lambda n=name: rollout_warnings(registry, policy, n, app.state.settings),
+            )
+            lasting = [w for w in warnings if w["lasting"]] if isinstance(warnings, list) else []
+            metrics.rollout_missing.labels(name).set(len(lasting))
         if share is not None:
             metrics.rollout_share.labels(name, strategy).set(share)
 

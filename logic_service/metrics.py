@@ -156,6 +156,14 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="mostrecent",
         )
+        self.rollout_missing = Gauge(
+            "tierkit_rollout_missing_versions",
+            "Versions the model's rollout names that cannot serve (folder gone, load failed); "
+            "traffic follows the fallback rule meanwhile (docs/rollouts.md).",
+            ("model",),
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
         self.shadow_requests = Counter(
             "tierkit_shadow_requests",
             "Shadow comparisons: agree, disagree (threshold side), failed, skipped (bound).",

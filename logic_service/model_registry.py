@@ -39,6 +39,15 @@ from logic_service.version_policy import RoutableModel
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class VersionView:
+    graph: dict[int, VersionStatus]
+    labels: dict[str, int]
+    published: set[int] | None  # None: the folder cannot be listed
+    refused: dict[int, str]  # artifacts that failed to load in the logic tier
+    ready: tuple[int, ...]
+
+
 @dataclass
 class _ModelState:
     settings: ModelSettings
@@ -160,6 +169,26 @@ class ModelRegistry:
             }
             for name, state in self._models.items()
         }
+
+    def version_view(self, model: str) -> VersionView:
+        """What is known of each version: graph-tier states (load errors too), every label
+        resolved, published folders, versions whose artifacts were refused (pinning/)."""
+        state = self._models[model]
+        return VersionView(
+            dict(state.graph),
+            dict(state.labels),
+            self.published_versions(model) if state.base_path.is_dir() else None,
+            dict(state.failed),
+            self.routable(model).ready_versions,
+        )
+
+    def published_versions(self, model: str) -> set[int]:
+        """Version folders of ``model`` in the logic tier's repository (any integer name)."""
+        try:
+            entries = list(self._models[model].base_path.iterdir())
+        except OSError:
+            return set()
+        return {int(p.name) for p in entries if p.name.isdigit() and p.is_dir()}
 
     def refused_versions(self, model: str) -> list[int]:
         """Versions whose artifacts failed to load: why a model may have nothing to serve."""

@@ -73,6 +73,9 @@ predictions = Table(
     Column("version", BigInteger, nullable=True),  # None: failed before a version was chosen
     Column("arm", String(128), nullable=True),
     Column("strategy", String(64), nullable=True),
+    # The request API of the path (v1, v2...); None on rows written before API versions,
+    # which all came through /v1. Retiring an API counts its recent rows (api_retirement).
+    Column("api_version", String(16), nullable=True),
     Column("input", Text, nullable=True),  # JSON of the raw record (whole body for failures)
     Column("output", Text, nullable=True),  # JSON of this record's prediction
     Column("score", Float, nullable=True),
@@ -85,6 +88,7 @@ predictions = Table(
     Column("feedback_updates", Integer, nullable=False, default=0),
     UniqueConstraint("request_id", "record_index", name="uq_predictions_request"),
     Index("ix_predictions_model_ts", "model", "ts"),
+    Index("ix_predictions_model_api_ts", "model", "api_version", "ts"),
 )
 
 
@@ -134,6 +138,7 @@ class _Entry:
     version: int | None
     arm: str | None
     strategy: str | None
+    api_version: str | None
     body: Any
     answer: Mapping[str, Any] | None
     latency_ms: float
@@ -148,6 +153,7 @@ class _Entry:
             "version": self.version,
             "arm": self.arm,
             "strategy": self.strategy,
+            "api_version": self.api_version,
             "latency_ms": self.latency_ms,
             "status": self.status,
             "error": self.error,
@@ -236,6 +242,7 @@ class PredictionRecorder:
                 version=context.version,
                 arm=getattr(context, "arm", None),
                 strategy=getattr(context, "strategy", None),
+                api_version=getattr(context, "api_version", None),
                 body=body,
                 answer=answer,
                 latency_ms=context.elapsed() * 1000.0,

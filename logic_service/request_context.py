@@ -27,6 +27,7 @@ class RequestContext:
     version: int | None = None
     arm: str | None = None  # set by the routing strategy; recorded in the prediction log
     strategy: str | None = None
+    api_version: str | None = None  # the request API of the path (/v1, /v2...), for log and metrics
     route: Any = None  # the rollout policy's full decision (shadow, holdout), if any
 
     def add(self, stage: str, seconds: float) -> None:

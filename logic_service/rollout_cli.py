@@ -1,4 +1,4 @@
-"""``python -m logic_service rollout status|set|promote|rollback|switch MODEL``.
+"""``python -m logic_service rollout status|set|promote|rollback|switch|versions|pin|unpin``.
 
 A thin client of the admin API, so the CLI and HTTP callers go through the
 same validation, the same database write and the same event history. URL and
@@ -37,6 +37,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--spec", help='rollout as JSON, e.g. \'{"strategy": "split", ...}\'')
     source.add_argument("--file", type=Path, help="rollout as a JSON or YAML file")
     setter.add_argument("--reason", help="recorded with the change")
+    versions = actions.add_parser("versions", help="published, loaded, in use and why")
+    versions.add_argument("model")
+    pin = actions.add_parser("pin", help="keep a published version loaded (loads it first)")
+    pin.add_argument("model")
+    pin.add_argument("version", type=int)
+    pin.add_argument("--reason", help="recorded with the pin")
+    unpin = actions.add_parser("unpin", help="release an operator pin")
+    unpin.add_argument("model")
+    unpin.add_argument("version", type=int)
     for action, text in (
         ("promote", "canary: next stage now"),
         ("rollback", "canary: all traffic back to the baseline"),
@@ -90,6 +99,8 @@ def _summary(view: dict[str, Any]) -> str:
     if spec["strategy"] in details:
         lines.append("  " + details[spec["strategy"]]())
     lines.append(f"  serving versions {view['serving']}")
+    for warning in view.get("warnings", []):
+        lines.append(f"  WARNING {warning['message']}")
     for pair in view.get("shadow", []):
         lines.append(
             f"  shadow {pair['primary']} -> {pair['shadow']}: {pair['compared']} compared, "
@@ -119,6 +130,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.action in ("promote", "rollback", "switch"):
         method, path, body = "POST", f"{path}/{args.action}", {"reason": args.reason}
+    elif args.action in ("versions", "pin", "unpin"):
+        method = {"versions": "GET", "pin": "PUT", "unpin": "DELETE"}[args.action]
+        path = f"{url}/admin/models/{args.model}/" + (
+            "versions" if args.action == "versions" else f"pins/{args.version}"
+        )
+        body = {"reason": args.reason} if args.action == "pin" else None
     else:
         method = "PUT" if args.action == "set" else "GET"
     try:
@@ -136,8 +153,25 @@ def run(args: argparse.Namespace) -> int:
         message = answer.get("error", {}).get("message", response.text[:500])
         print(f"error: HTTP {response.status_code}: {message}", file=sys.stderr)
         return 1
-    print(json.dumps(answer, indent=2) if args.json else _summary(answer))
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(_versions(answer) if "in_use" in answer else _summary(answer))
     return 0
+
+
+def _versions(view: dict[str, Any]) -> str:
+    lines = [
+        f"model {view['model']}: published {view['published']}, loaded {view['loaded']}, "
+        f"ready {view['ready']}"
+    ]
+    for item in view["in_use"]:
+        lines.append(f"  in use {item['version']}: " + "; ".join(u["why"] for u in item["uses"]))
+    if not view["in_use"]:
+        lines.append("  nothing in use: models.config's policy alone decides what is loaded")
+    if not view["pinning"]:
+        lines.append("  pinning is off (graph_config.effective_file is unset)")
+    return "\n".join(lines)
 
 
 def _token_from_file() -> str | None:

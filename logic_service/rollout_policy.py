@@ -21,17 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from logic_service import bandit, canary
+from logic_service import bandit, canary, rollout_routing
 from logic_service.canary import ArmStats, CanaryState
 from logic_service.rollout_config import HoldoutSpec, RolloutSpec, ShadowSpec
 from logic_service.rollout_state import RolloutRecord, RolloutStore, StaleRevision
-from logic_service.traffic_split import (
-    pick,
-    ready_weights,
-    request_key,
-    request_point,
-    resolve,
-)
+from logic_service.traffic_split import request_key, request_point, resolve
 from logic_service.version_policy import RoutableModel, StableOrNewest
 
 log = logging.getLogger(__name__)
@@ -108,52 +102,9 @@ class RolloutPolicy:
     def _primary(
         self, model: RoutableModel, record: RolloutRecord | None, spec: RolloutSpec, key: str | None
     ) -> tuple[int, str]:
-        strategy = spec.strategy
-        if strategy == "split":
-            weights = ready_weights(spec.weights, model)
-            if weights:
-                arm = pick(weights, request_point(model.name, spec.salt, key, self.rng))
-                return resolve(arm, model), arm  # type: ignore[return-value]
-        elif strategy == "canary":
-            baseline = self._baseline(model, spec)
-            candidate = resolve(spec.candidate, model)
-            state = CanaryState.from_json((record.state if record else {}).get("canary"), 0.0)
-            share = canary.candidate_share(spec, state)
-            point = request_point(model.name, spec.salt, key, self.rng, purpose="canary")
-            if candidate is not None and point * 100.0 < share:
-                return candidate, "candidate"
-            return baseline, "baseline"
-        elif strategy == "blue_green":
-            for target in (spec.active, spec.standby):
-                version = resolve(target, model)
-                if version is not None:
-                    return version, "active" if target == spec.active else "standby"
-        elif strategy == "bandit":
-            evidence = self._evidence(model, record, spec)
-            if evidence:
-                arm = bandit.thompson_pick(evidence, self.rng)
-                return resolve(arm, model), arm  # type: ignore[return-value]
-        return self.fallback.choose(model), "stable"
-
-    def _baseline(self, model: RoutableModel, spec: RolloutSpec) -> int:
-        version = resolve(spec.baseline or self.stable_label, model)
-        if version is None:
-            candidate = resolve(spec.candidate, model)
-            others = [v for v in model.ready_versions if v != candidate]
-            if not others:
-                return self.fallback.choose(model)
-            version = others[-1]
-        return version
-
-    def _evidence(
-        self, model: RoutableModel, record: RolloutRecord | None, spec: RolloutSpec
-    ) -> list[bandit.ArmEvidence]:
-        counts = (record.state if record else {}).get("bandit", {})
-        return [
-            bandit.ArmEvidence(arm, *counts.get(arm, (0, 0)))
-            for arm in spec.arms
-            if resolve(arm, model) is not None
-        ]
+        """Only versions the rollout names; the rule for missing ones is rollout_routing's."""
+        state = record.state if record else {}
+        return rollout_routing.primary(model, spec, state, key, self.rng, self.stable_label)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 

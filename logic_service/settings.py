@@ -61,6 +61,32 @@ class GraphSettings(_Strict):
     batching: GraphBatchingSettings = Field(default_factory=GraphBatchingSettings)
 
 
+class GraphConfigSettings(_Strict):
+    """Versions in use stay loaded: the effective config the graph tier reads (pinning/)."""
+
+    models_config: Path = Field(
+        Path("models.config"),
+        description="The user's ModelServerConfig (policies, labels); read only. Relative "
+        "base paths in it resolve against the working directory, as the graph tier's do.",
+    )
+    effective_file: Path | None = Field(
+        None,
+        description="Where the keeper writes the effective config the graph tier polls "
+        "(./scripts/up: var/graph/models.config; compose: the graph-config volume); "
+        "unset: versions are not pinned and rollout set refuses versions not loaded.",
+    )
+    interval_s: float = Field(1.0, gt=0, description="How often the keeper looks.")
+    pin_wait_s: float = Field(
+        60.0, gt=0, description="rollout set waits this long for a published version to load."
+    )
+    verify_s: float = Field(
+        60.0,
+        gt=0,
+        description="The keeper restores the last good config when pinned versions are not "
+        "AVAILABLE this long after it wrote a new one.",
+    )
+
+
 class ModelSettings(_Strict):
     """One model the logic tier serves."""
 
@@ -210,6 +236,7 @@ class LogicSettings(BaseSettings):
     rollout_refresh_s: float = Field(
         1.0, gt=0, description="How often workers re-read rollout state from the database."
     )
+    graph_config: GraphConfigSettings = GraphConfigSettings()
     api_retire_window_s: float = Field(
         86_400.0,
         ge=0,

@@ -31,7 +31,11 @@ log = logging.getLogger(__name__)
 metadata = sqlalchemy.MetaData()
 
 # Every module declaring tables on ``metadata``: imported so that ``schema_metadata`` is whole.
-TABLE_MODULES = ("logic_service.prediction_log", "logic_service.rollout_state")
+TABLE_MODULES = (
+    "logic_service.prediction_log",
+    "logic_service.rollout_state",
+    "logic_service.api_retirement",
+)
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
 

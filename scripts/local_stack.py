@@ -136,6 +136,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="graph tier ModelServerConfig (default models.config)",
     )
     parser.add_argument(
+        "--effective-models-config",
+        type=Path,
+        default=Path("var/graph/models.config"),
+        help="the config the graph tier reads: --models-config plus the versions in use "
+        "(rollouts, labels, pins), kept by the logic tier (default var/graph/models.config)",
+    )
+    parser.add_argument(
         "--log-dir", type=Path, default=Path("logs"), help="where both tiers log (default logs)"
     )
     parser.add_argument(
@@ -165,7 +172,7 @@ def tier_programs(args: argparse.Namespace, log_dir: Path) -> list[TierProgram]:
         graph_service_command(
             args.graph_port,
             args.graph_rest_port,
-            f"--model_config_file={args.models_config.resolve()}",
+            f"--model_config_file={args.effective_models_config.resolve()}",
             *LOCAL_STACK_FLAGS,
         ),
         log_dir / "graph.log",
@@ -196,10 +203,40 @@ def tier_programs(args: argparse.Namespace, log_dir: Path) -> list[TierProgram]:
             "TIERKIT_GRAPH__REST_URL": f"http://127.0.0.1:{args.graph_rest_port}",
             "TIERKIT_LOG__CONSOLE": "false",
             "TIERKIT_LOG__DIR": str(log_dir.resolve()),
+            # the keeper: versions in use stay loaded whatever models.config's policy
+            "TIERKIT_GRAPH_CONFIG__MODELS_CONFIG": str(args.models_config.resolve()),
+            "TIERKIT_GRAPH_CONFIG__EFFECTIVE_FILE": str(args.effective_models_config.resolve()),
         },
         own_log=log_dir / "logic.log",
     )
     return [graph, logic]
+
+
+def seed_graph_config(args: argparse.Namespace) -> str | None:
+    """The graph tier's first config (it starts before the logic tier); a problem, or None.
+
+    The graph tier reads --effective-models-config, never --models-config itself:
+    the logic tier keeps it equal to models.config plus the versions in use. Here
+    it is written once before the graph tier starts, with whatever the logic
+    tier's database already pins (a restart in the middle of a canary).
+    """
+    from logic_service.pinning.seed import seed_effective_file
+    from logic_service.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(args.config if args.config.is_file() else None)
+    except (SettingsError, ValueError) as exc:
+        return f"{args.config}: {exc}"
+    try:
+        seed_effective_file(
+            args.models_config.resolve(),
+            args.effective_models_config.resolve(),
+            settings.storage.database_url,
+            settings.stable_label,
+        )
+    except OSError as exc:
+        return f"cannot seed {args.effective_models_config}: {exc.strerror or exc}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     log_dir = args.log_dir
     log_dir.mkdir(parents=True, exist_ok=True)
+    seeded = seed_graph_config(args)
+    if seeded is not None:
+        print(f"[up] {seeded}", file=sys.stderr)
+        return 2
     env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     programs = tier_programs(args, log_dir)
     up_log = UpLog(log_dir / "up.log")

@@ -198,6 +198,9 @@ function renderRollout(node, model, adminEnabled) {
   } else if (r.strategy === "blue_green") {
     parts.push(el("div", {}, `active ${r.spec.active ?? "?"} · standby ${r.spec.standby ?? "–"}`));
   }
+  // versions the rollout names that cannot serve now (folder gone, load failed): issue #24
+  (r.warnings || []).forEach((w) => parts.push(el("div", { class: "warn rollout-warning" },
+    `⚠ ${w.message}`)));
   body.replaceChildren(...parts);
   const canAct = adminEnabled && !!token();
   buttons.forEach((b) => {

@@ -22,6 +22,7 @@ BANNER_END = "Ctrl-C stops both tiers"
 @dataclass
 class LocalStackRun:
     popen: subprocess.Popen
+    name: str
     output: Path
     log_dir: Path
     port: int
@@ -31,6 +32,11 @@ class LocalStackRun:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def effective_models_config(self) -> Path:
+        """What the graph tier reads: models.config plus the versions in use (the keeper's)."""
+        return self.log_dir.parent / f"{self.name}-effective-models.config"
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -59,28 +65,36 @@ class LocalStackRun:
         return code, time.monotonic() - started
 
 
-def write_models_config(path: Path, graph: GraphTier) -> Path:
+def write_models_config(path: Path, repo: Path) -> Path:
     path.write_text(
-        f'model_config_list {{ config {{ name: "{MODEL}" base_path: "{graph.repo / MODEL}" '
+        f'model_config_list {{ config {{ name: "{MODEL}" base_path: "{repo / MODEL}" '
         'model_platform: "tensorflow" } }\n'
     )
     return path
 
 
 def start_local_stack(
-    graph: GraphTier,
+    source: GraphTier | Path,
     stack_dir: Path,
     name: str,
     *extra: str,
     models_config: Path | None = None,
+    logic_settings: str = "",
 ) -> LocalStackRun:
-    """Start the runner on three free ports with its own config files, logs and database."""
+    """Start the runner on three free ports with its own config files, logs and database.
+
+    ``source`` is the session's graph tier (its model repository is served) or a
+    model repository of the test's own; ``logic_settings`` is appended to the
+    generated logic.yaml (an admin token, say).
+    """
+    repo = source.repo if isinstance(source, GraphTier) else source
     if models_config is None:
-        models_config = write_models_config(stack_dir / f"{name}-models.config", graph)
+        models_config = write_models_config(stack_dir / f"{name}-models.config", repo)
     logic_config = stack_dir / f"{name}-logic.yaml"
     logic_config.write_text(
-        f"model_repository: {graph.repo}\nmodels: [{{name: {MODEL}}}]\n"
+        f"model_repository: {repo}\nmodels: [{{name: {MODEL}}}]\n"
         f"storage: {{database_url: 'sqlite:///{stack_dir / f'{name}-tierkit.db'}'}}\n"
+        + logic_settings
     )
     port, graph_port, graph_rest_port = (free_port() for _ in range(3))
     log_dir = stack_dir / f"{name}-logs"
@@ -100,6 +114,9 @@ def start_local_stack(
                 str(logic_config),
                 "--models-config",
                 str(models_config),
+                # the graph tier's config, kept by the logic tier (never the repository's var/)
+                "--effective-models-config",
+                str(stack_dir / f"{name}-effective-models.config"),
                 "--log-dir",
                 str(log_dir),
                 "--wait",
@@ -111,4 +128,4 @@ def start_local_stack(
             stderr=subprocess.STDOUT,
             env={"PYTHONPATH": str(ROOT / "tests"), "PATH": "/usr/bin:/bin"},
         )
-    return LocalStackRun(popen, output, log_dir, port, graph_port, graph_rest_port)
+    return LocalStackRun(popen, name, output, log_dir, port, graph_port, graph_rest_port)

@@ -15,14 +15,34 @@ defines is a problem too, never a pass.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import re
 import sys
+import types
 from importlib import metadata
 from typing import Any
 
-import kserve.models as kserve_models
 import kubernetes.client.models as k8s_models
+
+
+def _load_kserve_models() -> types.ModuleType:
+    """``kserve.models`` without running ``kserve/__init__.py``.
+
+    The package's ``__init__`` imports its model server (FastAPI, gRPC, the
+    inference clients), 2-3 s that the generated types never use; they need only
+    ``kserve.configuration``. So the package is registered bare, by its path.
+    """
+    spec = importlib.util.find_spec("kserve")
+    assert spec and spec.submodule_search_locations, "the kserve package is not installed"
+    package = types.ModuleType("kserve")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["kserve"] = package
+    return importlib.import_module("kserve.models")
+
+
+kserve_models = _load_kserve_models()
 
 # Names KServe's generator gives types the kubernetes client has under its own name,
 # and the scalar kinds behind the rest.

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from logic_service.app import create_app
+from logic_service.rollout_config import RolloutSpec
 from logic_service.settings import LogicSettings
 
 TOKEN = "t0ken-for-tests"
@@ -47,13 +48,48 @@ def test_wrong_or_missing_token_is_401(admin: TestClient) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
 
 
+def test_set_refuses_versions_it_cannot_use_and_stores_nothing(
+    admin: TestClient, tmp_path: Path
+) -> None:
+    spec = {"strategy": "canary", "baseline": 1, "candidate": 2, "stages": [10, 100]}
+    unknown = admin.put("/admin/rollouts/ctr", json=spec)
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["message"] == (
+        "canary baseline: version 1 of model ctr is not published; canary candidate: "
+        "version 2 of model ctr is not published (published: none; loaded: none)"
+    )
+    for version in (1, 2):  # published now, but no graph tier serves them
+        (tmp_path / "models" / "ctr" / str(version)).mkdir(parents=True)
+    idle = admin.put("/admin/rollouts/ctr", json=spec)
+    assert idle.status_code == 409
+    assert idle.json()["error"]["message"] == (
+        "version 1, 2 of model ctr is published but not loaded by the graph tier, and this "
+        "logic tier does not pin versions (graph_config.effective_file is unset) "
+        "(published: [1, 2]; loaded: none)"
+    )
+    no_baseline = admin.put("/admin/rollouts/ctr", json={"strategy": "canary", "candidate": 2})
+    assert no_baseline.status_code == 422
+    assert "baseline: model ctr has no 'stable' label and no version serving" in (
+        no_baseline.json()["error"]["message"]
+    )
+    assert admin.get("/admin/rollouts/ctr").json()["revision"] == 0  # nothing stored
+    versions = admin.get("/admin/models/ctr/versions").json()
+    assert (versions["published"], versions["in_use"], versions["pins"]) == ([1, 2], [], [])
+    assert versions["pinning"] is False
+    pin = admin.put("/admin/models/ctr/pins/7")
+    assert pin.status_code == 422 and "7 of model ctr is not published" in pin.text
+
+
 def test_set_read_and_act(admin: TestClient) -> None:
     initial = admin.get("/admin/rollouts/ctr").json()
     assert (initial["spec"]["strategy"], initial["revision"]) == ("stable", 0)
-    spec = {"strategy": "canary", "candidate": 2, "stages": [10, 100], "reason": "try 2"}
-    answer = admin.put("/admin/rollouts/ctr", json=spec).json()
+    # Stored directly: PUT checks the versions against a graph tier (the test above, e2e).
+    spec = RolloutSpec(strategy="canary", candidate="2", stages=[10, 100])
+    admin.app.state.rollouts.put("ctr", spec, "try 2")
+    answer = admin.get("/admin/rollouts/ctr").json()
     assert answer["state"]["canary"]["stage"] == 0 and answer["spec"]["candidate"] == "2"
     assert answer["events"][-1] == {**answer["events"][-1], "kind": "set", "reason": "try 2"}
+    assert [w["role"] for w in answer["warnings"]] == ["canary baseline", "canary candidate"]
     promoted = admin.post("/admin/rollouts/ctr/promote", json={"reason": "looks fine"}).json()
     assert promoted["state"]["canary"]["stage"] == 1
     rolled = admin.post("/admin/rollouts/ctr/rollback").json()

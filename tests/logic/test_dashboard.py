@@ -18,6 +18,7 @@ from sqlalchemy import insert
 
 from logic_service.app import create_app
 from logic_service.prediction_log import predictions
+from logic_service.rollout_config import RolloutSpec
 from logic_service.settings import LogicSettings
 
 TOKEN = "dashboard-test-token"
@@ -156,10 +157,18 @@ def test_model_filter_and_unknown_model(client: TestClient) -> None:
 
 def test_rollout_panel_follows_promote_and_rollback(client: TestClient) -> None:
     assert _model(client)["rollout"]["strategy"] == "stable"
+    # Stored directly: PUT refuses versions no graph tier serves (tests/e2e covers that door).
     spec = {"strategy": "canary", "baseline": "1", "candidate": "2", "stages": [5, 25, 100]}
-    assert client.put("/admin/rollouts/ctr", json=spec, headers=AUTH).status_code == 200
+    client.app.state.rollouts.put("ctr", RolloutSpec.model_validate(spec), "set")
     rollout = _model(client)["rollout"]
     assert rollout["canary"]["share"] == 5
+    # neither version serves here (no repository folder, no graph tier): the panel says so,
+    # and /metrics counts them
+    assert [w["message"] for w in rollout["warnings"]] == [
+        "canary baseline 1: not loaded by the graph tier",
+        "canary candidate 2: not loaded by the graph tier",
+    ]
+    assert 'tierkit_rollout_missing_versions{model="ctr"} 2.0' in client.get("/metrics").text
     assert client.post("/admin/rollouts/ctr/promote", headers=AUTH).status_code == 200
     rollout = _model(client)["rollout"]
     assert rollout["canary"]["share"] == 25 and rollout["canary"]["stage"] == 1

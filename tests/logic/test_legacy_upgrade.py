@@ -26,6 +26,7 @@ from logic_service.app import create_app
 from logic_service.feedback_api import Feedback, _store
 from logic_service.metrics import Metrics
 from logic_service.migrations import runner
+from logic_service.migrations.baseline_schema import baseline_metadata
 from logic_service.prediction_log import PredictionRecorder, predictions
 from logic_service.request_context import RequestContext
 from logic_service.rollout_config import RolloutSpec
@@ -121,7 +122,11 @@ def fill_like_release_0_1_0(url: str) -> None:
 
 
 def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every old table, read through reflection (not the new code's tables)."""
+    """Every row of every old table, read through reflection (not the new code's tables).
+
+    Only release 0.1.0's columns: later revisions may add columns (empty on old rows).
+    """
+    old_columns = {t.name: [c.name for c in t.columns] for t in baseline_metadata().sorted_tables}
     engine = create_engine(url)
     meta = sa.MetaData()
     meta.reflect(engine, only=list(OLD_TABLES))
@@ -130,7 +135,8 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     with engine.connect() as connection:
         for name in OLD_TABLES:
             table = meta.tables[name]
-            query = sa.select(table).order_by(table.c[keys.get(name, "name")])
+            columns = [table.c[c] for c in old_columns[name]]
+            query = sa.select(*columns).order_by(table.c[keys.get(name, "name")])
             found[name] = [tuple(row) for row in connection.execute(query)]
     engine.dispose()
     return found

@@ -21,7 +21,6 @@ from support.migrate_race import upgrade_at_the_barrier
 from support.postgres import PostgresServer
 
 from logic_service.migrations import runner
-from logic_service.migrations.baseline_schema import TABLE_NAMES
 from logic_service.migrations.lock import sqlite_lock_path
 from logic_service.storage import create_engine, schema_metadata
 
@@ -75,10 +74,10 @@ def test_six_processes_upgrading_at_once_all_succeed_and_migrate_once(url: str) 
         versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
         names = sa.inspect(connection).get_table_names()
     assert versions == [(head,)]
-    assert sorted(names) == sorted([*TABLE_NAMES, "alembic_version"])
+    assert sorted(names) == sorted([*schema_metadata().tables, "alembic_version"])
     if engine.dialect.name == "sqlite":
         assert sqlite_lock_path(engine).exists()  # next to the database, left in place
-    ours = set(TABLE_NAMES)
+    ours = set(schema_metadata().tables)
     with engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"include_name": lambda n, k, _: k != "table" or n in ours}

@@ -1,0 +1,125 @@
+"""Which versions of a model are in use, and why: a rollout's role, a label, a pin.
+
+This is the one definition the graph-config keeper pins by, the admin API
+shows (``GET /admin/models/{model}/versions``) and a versions CLI can ask
+(``in_use_now``): a version is in use while
+
+- the model's rollout names it in any role (split arm, canary baseline or
+  candidate, blue-green active or standby, bandit arm, shadow target, holdout
+  control), labels resolved through models.config; a canary without a
+  baseline uses the stable label, as routing does;
+- a ``version_labels`` entry of models.config points at it;
+- a pin holds it (``pins``: an operator's, or a ``rollout set`` waiting for it).
+
+A rollout of strategy ``stable`` names nothing beyond its shadow or holdout:
+ending a rollout (``{"strategy": "stable"}``) releases its versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import Engine
+
+from logic_service.pinning.pins import Pin, PinStore
+from logic_service.rollout_config import RolloutSpec
+
+Kind = Literal["rollout", "label", "pin"]
+
+
+@dataclass(frozen=True)
+class Use:
+    """One reason a version is in use."""
+
+    kind: Kind
+    why: str  # "canary candidate", "label stable", "pin by operator: release 2"
+
+    def public(self) -> dict[str, str]:
+        return {"kind": self.kind, "why": self.why}
+
+
+@dataclass(frozen=True)
+class Role:
+    """A target a rollout names, in the words the operator used."""
+
+    role: str  # "canary baseline", "split arm", "shadow target"...
+    target: str  # a version number or a label, as written in the spec
+
+
+def rollout_roles(spec: RolloutSpec, stable_label: str = "stable") -> list[Role]:
+    """Every target of ``spec`` with its role; nothing for the plain ``stable`` strategy."""
+    roles: list[Role] = []
+    if spec.strategy == "split":
+        roles += [Role(f"split arm (weight {w:g})", arm) for arm, w in spec.weights.items()]
+    elif spec.strategy == "canary":
+        roles.append(Role("canary baseline", spec.baseline or stable_label))
+        if spec.candidate:
+            roles.append(Role("canary candidate", spec.candidate))
+    elif spec.strategy == "blue_green":
+        roles += [
+            Role(f"blue-green {name}", target)
+            for name, target in (("active", spec.active), ("standby", spec.standby))
+            if target
+        ]
+    elif spec.strategy == "bandit":
+        roles += [Role("bandit arm", arm) for arm in spec.arms]
+    if spec.shadow is not None:
+        roles.append(Role("shadow target", spec.shadow.target))
+    if spec.holdout is not None:
+        roles.append(Role("holdout control", spec.holdout.control))
+    return roles
+
+
+def resolve_target(target: str, labels: Mapping[str, int]) -> int | None:
+    """A version number as such, a label through ``labels``; None for an unknown label."""
+    return int(target) if target.isdigit() else labels.get(target)
+
+
+def versions_in_use(
+    rollout: RolloutSpec | None,
+    labels: Mapping[str, int],
+    pins: Iterable[Pin] = (),
+    stable_label: str = "stable",
+) -> dict[int, list[Use]]:
+    """``{version: [reasons]}`` for one model (pure: every input is given)."""
+    uses: dict[int, list[Use]] = {}
+
+    def add(version: int | None, use: Use) -> None:
+        if version is not None and use not in uses.setdefault(version, []):
+            uses[version].append(use)
+
+    for role in rollout_roles(rollout, stable_label) if rollout is not None else []:
+        label = "" if role.target.isdigit() else f" (label {role.target})"
+        add(resolve_target(role.target, labels), Use("rollout", f"{role.role}{label}"))
+    for label, version in sorted(labels.items()):
+        add(version, Use("label", f"label {label}"))
+    for pin in pins:
+        who = "a rollout set waiting for it" if pin.pending else pin.holder
+        add(pin.version, Use("pin", f"pin by {who}: {pin.reason}"))
+    return dict(sorted(uses.items()))
+
+
+def in_use_now(
+    engine: Engine, models_config: Path | None, model: str, stable_label: str = "stable"
+) -> dict[int, list[Use]]:
+    """The versions of ``model`` in use right now, from the shared database and models.config.
+
+    For callers outside the keeper (admin API, a versions CLI): reads the
+    model's rollout, its pins and the labels of the user's models.config
+    (none when ``models_config`` is None or unreadable).
+    """
+    from logic_service.pinning.models_config import ConfigUnreadable, labels_of, read_user_config
+    from logic_service.rollout_state import RolloutStore
+
+    labels: dict[str, int] = {}
+    if models_config is not None:
+        try:
+            labels = labels_of(read_user_config(models_config).config, model)
+        except ConfigUnreadable:
+            labels = {}
+    record = RolloutStore(engine).get(model)
+    pins = PinStore(engine).active(model)
+    return versions_in_use(record.spec if record else None, labels, pins, stable_label)
