@@ -35,6 +35,7 @@ TABLE_MODULES = (
     "logic_service.prediction_log",
     "logic_service.rollout_state",
     "logic_service.api_retirement",
+    "logic_service.pinning.pins",
 )
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
