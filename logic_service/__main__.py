@@ -1,8 +1,9 @@
-"""``python -m logic_service serve|rollout|db`` (console script ``tierkit-logic``).
+"""``python -m logic_service serve|rollout|api|db`` (console script ``tierkit-logic``).
 
 ``serve`` first brings the database schema to head (or checks it, see
 ``storage.migrate_on_start``) once, then starts uvicorn; ``db`` does only
-that part (``db_cli``), ``rollout`` talks to the admin API (``rollout_cli``).
+that part (``db_cli``), ``rollout`` and ``api`` talk to the admin API
+(``rollout_cli``, ``api_cli``).
 Flags override ``logic.yaml`` and ``TIERKIT_*`` variables. With ``--workers``
 above one, uvicorn starts that many processes; each builds its app from the
 environment, so flags are handed to them as ``TIERKIT_*`` variables, and
@@ -16,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from logic_service import db_cli, rollout_cli
+from logic_service import api_cli, db_cli, rollout_cli
 from logic_service.settings import CONFIG_ENV, SettingsError, load_settings
 
 
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     rollout = commands.add_parser("rollout", help="show and change rollouts (admin API client)")
     rollout_cli.configure(rollout)
+    api = commands.add_parser("api", help="request API versions: status, retire, restore")
+    api_cli.configure(api)
     database = commands.add_parser("db", help="upgrade or inspect the database schema")
     db_cli.configure(database)
     secrets = commands.add_parser(
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "rollout":
         return rollout_cli.run(args)
+    if args.command == "api":
+        return api_cli.run(args)
     if args.command == "db":
         return db_cli.run(args)
     if args.command == "init-secrets":

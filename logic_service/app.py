@@ -13,22 +13,17 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
-import orjson
 from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from logic_service.admin_api import admin_router
-from logic_service.api_errors import ApiError, error_response, install_error_handlers
-from logic_service.api_models import (
-    ERROR_RESPONSES,
-    PREDICT_REQUEST_BODY,
-    HealthResponse,
-    PredictResponse,
-    ReadyResponse,
-)
+from logic_service.api_admin import api_admin_router
+from logic_service.api_errors import error_response, install_error_handlers
+from logic_service.api_models import ERROR_RESPONSES, HealthResponse, ReadyResponse
+from logic_service.api_routes import install_api_openapi, predict_router
+from logic_service.api_versions import ApiCatalog
 from logic_service.dashboard import install_dashboard, record_rollout_gauges
 from logic_service.evaluation_api import router as evaluation_router
 from logic_service.feedback_api import router as feedback_router
@@ -36,11 +31,11 @@ from logic_service.graph_client import create_graph_client
 from logic_service.log_setup import configure_logging
 from logic_service.metrics import Metrics
 from logic_service.model_registry import ModelRegistry
+from logic_service.pinned_predict import PinnedRoutes
 from logic_service.pinning.keeper import start_keeper, stop_keeper
 from logic_service.predict_service import PredictService
 from logic_service.prediction_log import PredictionRecorder
-from logic_service.request_context import RequestContext, request_context_var
-from logic_service.request_limits import check_body_shape
+from logic_service.request_body import json_response as _json
 from logic_service.request_middleware import RequestMiddleware
 from logic_service.rollout_policy import build_rollout_policy
 from logic_service.security import CallerGuard, install_cors
@@ -49,54 +44,6 @@ from logic_service.shadow import ShadowRunner
 from logic_service.storage import open_database
 
 log = logging.getLogger(__name__)
-
-JSON_TYPES = ("application/json",)
-# curl -d sends this unless told otherwise; such bodies are still parsed as JSON.
-LENIENT_TYPES = ("application/x-www-form-urlencoded",)
-
-
-def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-async def read_json_body(request: Request, limit: int) -> Any:
-    """The body as JSON; oversized is 413, a non-JSON type 415, unparsable JSON 400."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type and not (
-        content_type in JSON_TYPES
-        or content_type.endswith("+json")
-        or content_type in LENIENT_TYPES
-    ):
-        raise ApiError(415, f"Content-Type must be application/json, got {content_type}")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"body of {declared} bytes, at most {limit} accepted")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise ApiError(
-            400, 'empty body: send one JSON record or {"records": [...]}', "invalid_json"
-        )
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}", "invalid_json") from exc
-    app_settings: LogicSettings | None = getattr(request.app.state, "settings", None)
-    if app_settings is not None:
-        limits = app_settings.limits
-        check_body_shape(body, limits.max_depth, limits.max_string_chars)
-    return body
 
 
 def create_app(settings: LogicSettings | None = None, configure_logs: bool = True) -> FastAPI:
@@ -143,8 +90,13 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
             metrics,
         )
         app.state.rollouts = rollouts
-        registry.label_names = rollouts.label_targets
+        apis: ApiCatalog = app.state.apis
+        pins = PinnedRoutes(settings, registry, apis)
+        app.state.pins = pins
+        # labels the rollout routes to, and those pinned callers named (issue #24)
+        registry.label_names = lambda model: rollouts.label_targets(model) | pins.label_names(model)
         app.state.predictor = PredictService(settings, registry, client, rollouts, metrics)
+        app.state.predictor.apis = apis
         app.state.predictor.shadow = ShadowRunner(metrics)
         if storage.record_predictions:
             app.state.predictor.prediction_log = recorder
@@ -164,6 +116,7 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
         await rollouts.start()
         # versions in use stay loaded in the graph tier (pinning/keeper.py)
         app.state.keeper = await start_keeper(settings, app.state.database, client, registry)
+        await apis.start(registry, app.state.database)
         # With FastAPI, pydantic, scikit-learn and pandas imported a full collection
         # walks ~200,000 objects (144 ms measured): frozen objects are never scanned,
         # so collections see only what requests allocate (as graph_service does,
@@ -173,6 +126,7 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
         try:
             yield
         finally:
+            await apis.stop()
             await stop_keeper(app.state.keeper)
             await rollouts.stop()
             await registry.stop()
@@ -195,6 +149,7 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.apis = ApiCatalog(settings)  # its registry and database are attached at start
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     install_cors(app, settings.security)
@@ -202,28 +157,11 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
     app.include_router(feedback_router, dependencies=[Depends(caller_guard)])
     app.include_router(evaluation_router, dependencies=[Depends(caller_guard)])
     app.include_router(admin_router())
+    app.include_router(api_admin_router())  # /admin/apis: retire an API version (issue #24)
     install_dashboard(app)  # /dashboard, its JSON feed and its own assets (issue #6)
-
-    @app.post(
-        "/v1/models/{name}/predict",
-        summary="Score one raw record or a batch of records",
-        response_model=PredictResponse,
-        responses=ERROR_RESPONSES,
-        openapi_extra={"requestBody": PREDICT_REQUEST_BODY},
-        dependencies=[Depends(caller_guard)],
-    )
-    async def predict(name: str, request: Request) -> Response:
-        """Route to a version, validate against its input schema, derive features, score.
-
-        Versions with feature processing take raw records (their schema is in
-        the version's manifest). Versions without it take tensors: one record
-        is ``{"<input name>": value}`` per signature input, the value shaped like
-        the input without its batch dimension.
-        """
-        body = await read_json_body(request, settings.limits.max_body_bytes)
-        context = request_context_var.get() or RequestContext("-")
-        answer = await request.app.state.predictor.predict(name, body, context)
-        return _json(answer)
+    # predict per API version (/v1, /v2...), routed or pinned to a version or label (issue #24)
+    app.include_router(predict_router(caller_guard))
+    install_api_openapi(app)
 
     @app.get("/healthz", response_model=HealthResponse, summary="The process is alive")
     async def healthz() -> Response:

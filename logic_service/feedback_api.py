@@ -29,6 +29,8 @@ from starlette.responses import Response
 
 from logic_service.api_errors import ApiError
 from logic_service.prediction_log import MAX_ID, PredictionRecorder, predictions
+from logic_service.request_body import json_response as _json
+from logic_service.request_body import read_json_body  # the app's body rules, one place
 
 router = APIRouter()
 
@@ -138,8 +140,6 @@ async def _locate(request: Request, engine: Engine, request_id: str) -> Any:
     summary="Record the outcome (label or reward) of an answered prediction",
 )
 async def post_feedback(request: Request) -> Response:
-    from logic_service.app import _json, read_json_body  # the app's body rules, one place
-
     settings = request.app.state.settings
     feedback = parse_feedback(await read_json_body(request, settings.limits.max_body_bytes))
     engine: Engine = request.app.state.database

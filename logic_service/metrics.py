@@ -86,6 +86,13 @@ class Metrics:
             ("model", "version", "arm", "status"),
             registry=self.registry,
         )
+        # api: the request API of the path (v1, v2...), so an old API's traffic is seen to end
+        self.api_requests = Counter(
+            "tierkit_api_requests",
+            "Predict requests answered, by model, request API version, version and HTTP status.",
+            ("model", "api", "version", "status"),
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "tierkit_request_latency_seconds",
             "Predict request latency, end to end inside the logic tier.",

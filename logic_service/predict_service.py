@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,9 +37,14 @@ from logic_service.tensor_records import TensorRecordError
 from logic_service.version_artifacts import VersionArtifacts
 from logic_service.version_policy import NoVersion, VersionPolicy
 
+if TYPE_CHECKING:
+    from logic_service.api_versions import ApiCatalog
+
 log = logging.getLogger(__name__)
 
 MAX_LISTED_PROBLEMS = 10
+# (model, body, context) -> the version that answers: the routing policy's, or a pinned one
+Router = Callable[[str, Any, RequestContext], Awaitable[VersionArtifacts]]
 
 
 def _problems(problems: list[str]) -> str:
@@ -64,14 +70,24 @@ class PredictService:
         self._retry_after = {"Retry-After": str(settings.graph.retry_after_s)}
         self.shadow: ShadowRunner | None = None  # set by the app when rollouts are on
         self.prediction_log: PredictionRecorder | None = None  # set by the app when recording
+        self.apis: ApiCatalog | None = None  # set by the app: versions per request API (v1, v2)
 
-    async def predict(self, model: str, body: Any, context: RequestContext) -> dict[str, Any]:
+    async def predict(
+        self, model: str, body: Any, context: RequestContext, router: Router | None = None
+    ) -> dict[str, Any]:
+        """Answer by the version ``router`` picks (default: the routing policy's choice).
+
+        With ``context.api_version`` set, only versions accepting that API may answer.
+        """
         if not self.registry.knows(model):
             served = ", ".join(self.registry.model_names()) or "none"
             raise ApiError(404, f"unknown model {model!r} (served: {served})", "unknown_model")
         context.model = model
         try:
-            answer = await self._predict_known(model, body, context)
+            if self.apis is not None and context.api_version is not None:
+                deadline = self.settings.deadline_s(self.registry.settings_of(model))
+                await self.apis.admit(model, context.api_version, deadline)
+            answer = await self._predict_known(model, body, context, router or self._route)
         except Exception as exc:
             if self.prediction_log is not None:
                 status = exc.status if isinstance(exc, ApiError) else 500
@@ -83,10 +99,10 @@ class PredictService:
         return answer
 
     async def _predict_known(
-        self, model: str, body: Any, context: RequestContext
+        self, model: str, body: Any, context: RequestContext, router: Router
     ) -> dict[str, Any]:
         for attempt in (1, 2):
-            artifacts = await self._route(model, body, context)
+            artifacts = await router(model, body, context)
             try:
                 answer = await self._run(artifacts, body, context)
                 return await self._after_answer(model, body, context, answer)
@@ -107,13 +123,14 @@ class PredictService:
                 await self.registry.refresh(model, seen_at=seen_at)
         raise AssertionError("unreachable")
 
-    def _no_version(self, model: str, exc: NoVersion) -> str:
+    def _no_version(self, model: str, exc: NoVersion, api: str | None = None) -> str:
         """The 503's message, naming refused versions: their manifest is the usual cause."""
         refused = self.registry.refused_versions(model)
+        message = self.apis.no_version(model, api) if self.apis and api else str(exc)
         if not refused:
-            return str(exc)
+            return message
         return (
-            f"{exc}; refused: version{'s' if len(refused) > 1 else ''} "
+            f"{message}; refused: version{'s' if len(refused) > 1 else ''} "
             f"{', '.join(map(str, refused))} (the reason is in GET /readyz and the log)"
         )
 
@@ -125,13 +142,19 @@ class PredictService:
             # A new version may be loading its artifacts right now: worth a bounded wait.
             if not await self.registry.wait_for_loads(model, deadline):
                 raise ApiError(
-                    503, self._no_version(model, exc), "unavailable", self._retry_after
+                    503,
+                    self._no_version(model, exc, context.api_version),
+                    "unavailable",
+                    self._retry_after,
                 ) from exc
             try:
                 version = self._choose(model, body, context)
             except NoVersion as again:
                 raise ApiError(
-                    503, self._no_version(model, again), "unavailable", self._retry_after
+                    503,
+                    self._no_version(model, again, context.api_version),
+                    "unavailable",
+                    self._retry_after,
                 ) from again
         artifacts = self.registry.artifacts(model, version)
         if artifacts is None:  # pruned between the snapshot and now; wait a little for a reload
@@ -148,8 +171,13 @@ class PredictService:
         return artifacts
 
     def _choose(self, model: str, body: Any, context: RequestContext) -> int:
-        """The policy's version; a rollout policy also names the arm and strategy (issue #5)."""
+        """The policy's version; a rollout policy also names the arm and strategy (issue #5).
+
+        The policy sees only the versions accepting the request's API (api_versions.py).
+        """
         routable = self.registry.routable(model)
+        if self.apis is not None and context.api_version is not None:
+            routable = self.apis.routable(model, context.api_version)
         route = getattr(self.policy, "route", None)
         if route is None:
             return self.policy.choose(routable, body)

@@ -84,4 +84,7 @@ class RequestMiddleware:
         version = str(context.version) if context.version is not None else ""
         labels = (context.model, version, str(status))
         self.metrics.requests.labels(context.model, version, context.arm or "", str(status)).inc()
+        if context.api_version is not None:
+            api = (context.model, context.api_version, version, str(status))
+            self.metrics.api_requests.labels(*api).inc()
         self.metrics.latency.labels(*labels).observe(latency)
