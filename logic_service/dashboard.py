@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 
 from logic_service import canary
 from logic_service.api_errors import ApiError
+from logic_service.api_traffic import api_panel
 from logic_service.evaluation import version_stats
 from logic_service.pinning.missing import rollout_warnings
 from logic_service.prediction_log import predictions, utc
@@ -207,6 +208,16 @@ def build_summary(app: FastAPI, history_s: int = HISTORY_S) -> dict[str, Any]:
                 "rollout warnings",
                 lambda n=view["name"]: rollout_warnings(registry, policy, n, state.settings),
             )
+    catalog = getattr(state, "apis", None)  # request APIs and pinned traffic (issue #24)
+    for view in models:
+        view["apis"] = (
+            {"error": "API versions unavailable in this build"}
+            if catalog is None
+            else _section(
+                "API versions",
+                lambda n=view["name"]: api_panel(catalog, engine, n, now, LIVE_WINDOW_S),
+            )
+        )
     return {
         "generated_at": now.timestamp(),
         "live_window_s": LIVE_WINDOW_S,

@@ -174,6 +174,39 @@ function renderLive(node, model) {
     "no requests in the last minute")));
 }
 
+// Request APIs (v1, v2...): which versions serve each, deprecation and retirement, and the
+// last minute's requests per API and version, routed by the rollout or pinned by the caller.
+function renderApis(node, model) {
+  const body = $(node, ".apis .body");
+  if (!model.apis) return body.replaceChildren();
+  if (model.apis.error) return unavailable(body, model.apis);
+  const day = (iso) => iso ? iso.slice(0, 10) : "";
+  const status = (a) => a.retired ? el("span", { class: "bad", title: a.retired.reason }, `retired ${day(a.retired.retired_at)}`)
+    : a.deprecated ? el("span", { class: "warn" }, `deprecated${a.sunset ? ", sunset " + day(a.sunset) : ""}`
+      + (a.successor ? ` → ${a.successor}` : ""))
+      : "serving";
+  const apis = el("table", { class: "api-list" });
+  table(apis, ["API", "versions", "status"], model.apis.apis.map((a) => [a.api_version,
+    a.versions.length ? a.versions.map((v) => `v${v}`).join(", ") : "none loaded", status(a)]));
+  const parts = [apis];
+  const traffic = model.apis.traffic;
+  if (traffic.error) parts.push(el("p", { class: "unavailable" }, traffic.error));
+  else if (!traffic.length) parts.push(el("p", { class: "muted" }, "no requests in the last minute"));
+  else {
+    const t = el("table", { class: "api-traffic" });
+    table(t, ["API", "version", "routed", "pinned", "5xx"], traffic.map((r) => [r.api_version,
+      r.version === null ? "–" : swatch(model, r.version), r.routed, r.pinned,
+      el("span", { class: r.errors ? "bad" : "" }, r.errors)]));
+    t.querySelectorAll("tr").forEach((row, i) => {
+      if (!i) return;
+      const r = traffic[i - 1];
+      Object.assign(row.dataset, { api: r.api_version, version: r.version ?? "", pinned: r.pinned });
+    });
+    parts.push(t);
+  }
+  body.replaceChildren(...parts);
+}
+
 function renderRollout(node, model, adminEnabled) {
   const body = $(node, ".rollout .body");
   const buttons = node.querySelectorAll(".actions button");
@@ -252,6 +285,7 @@ function render(summary) {
     const node = section(model);
     renderVersions(node, model);
     renderLive(node, model);
+    renderApis(node, model);
     const rps = $(node, ".rps-chart"), split = $(node, ".split-chart");
     if (model.history.error) {
       for (const c of [rps, split]) { const { ctx, w, h } = prepare(c); emptyNote(ctx, w, h, model.history.error); c.dataset.points = 0; }

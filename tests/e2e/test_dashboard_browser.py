@@ -122,6 +122,8 @@ def _light_load(url: str, stop: threading.Event) -> None:
             x = [rng.uniform(0, 3) for _ in range(3)]
             try:
                 client.post(f"/v1/models/{LABELLED_MODEL}/predict", json={"x": x})
+                if answered % 4 == 0:  # a caller pinning version 2, past the canary
+                    client.post(f"/v1/models/{LABELLED_MODEL}/versions/2/predict", json={"x": x})
                 answer = client.post(f"/v1/models/{MODEL}/predict", json=ctr.EXAMPLE_REQUEST)
                 if answer.status_code == 200:
                     # every third answer is a click: both classes early, so AUC is defined
@@ -188,6 +190,11 @@ def test_dashboard_shows_live_data_and_drives_the_rollout(
                 points = int(section.locator(chart).get_attribute("data-points") or 0)
                 assert points > 0, f"{chart} drew no points"
             expect(section.locator(".live table tr")).to_have_count(3)  # header + v1 + v2
+            # requests per API and version, pinned ones apart: v2 was also called pinned
+            pinned_v2 = section.locator('.apis tr[data-api="v1"][data-version="2"]')
+            expect(pinned_v2).to_have_count(1, timeout=10_000)
+            assert int(pinned_v2.get_attribute("data-pinned") or 0) > 0
+            expect(section.locator(".apis .api-list")).to_contain_text("serving")
             # ctr's click feedback reached its online evaluation: accuracy and AUC are numbers
             ctr_row = page.locator(f'section[data-model="{MODEL}"] .evaluation tr:nth-child(2)')
             accuracy, auc = ctr_row.locator("td:nth-child(7)"), ctr_row.locator("td:nth-child(8)")
