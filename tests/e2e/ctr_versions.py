@@ -43,7 +43,10 @@ def publish_version(
     seed: int,
     function: str = ctr.FUNCTION_PATH,
     derive: Derive = ctr.derive,
+    schema: dict[str, Any] | None = None,
+    api_version: str | None = None,
 ) -> Path:
+    """``derive`` takes a demo (v1) record: for another API, adapt the record first."""
     import tensorflow as tf
 
     width = feature_width(transformer, derive)
@@ -60,7 +63,16 @@ def publish_version(
             return {"score": tf.sigmoid(tf.matmul(features, self.w) + self.b)}
 
     def assets(staging: Path) -> None:
-        write_assets(staging, name, version, transformer, function=function, derive=derive)
+        write_assets(
+            staging,
+            name,
+            version,
+            transformer,
+            schema=schema,
+            function=function,
+            derive=derive,
+            api_version=api_version,
+        )
 
     return _atomic_save(repo, name, version, Scorer(), assets)
 

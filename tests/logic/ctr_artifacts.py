@@ -92,10 +92,12 @@ def write_assets(
     trusted: list[str] | None = None,
     function: str = ctr.FUNCTION_PATH,
     derive: Derive = ctr.derive,
+    api_version: str | None = None,
 ) -> dict[str, Any]:
     """Write assets.extra/features.skops and tierkit.json; answer the manifest.
 
     Called after the SavedModel is in ``version_dir``, so ``files`` lists it as export does.
+    ``api_version`` None leaves the key out, as manifests written before API versions did.
     """
     extra = version_dir / "assets.extra"
     extra.mkdir(parents=True, exist_ok=True)
@@ -124,5 +126,7 @@ def write_assets(
         "parity": None,
         "warmup": None,
     }
+    if api_version is not None:
+        manifest["api_version"] = api_version
     (extra / "tierkit.json").write_text(json.dumps(manifest, indent=2))
     return manifest
