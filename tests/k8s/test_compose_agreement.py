@@ -27,6 +27,15 @@ LOGIC = ("logic", "tierkit-logic", "logic")
 # Variables only the Kubernetes logic tier sets, and why (none today: the schema
 # mode comes from the ConfigMap's logic.yaml, `storage.migrate_on_start: false`).
 K8S_ONLY_ENV: dict[str, str] = {}
+# Variables only compose's logic tier sets, and why.
+COMPOSE_ONLY_ENV = {
+    # The effective models.config the logic tier keeps for the graph tier (versions in
+    # use stay loaded) is one file every graph pod reads and one logic pod writes: on
+    # Kubernetes that takes a ReadWriteMany volume, not wired yet (docs/kubernetes.md,
+    # "Open"); without it the graph tier serves models.config as it is.
+    "TIERKIT_GRAPH_CONFIG__MODELS_CONFIG": "the keeper's input, with EFFECTIVE_FILE",
+    "TIERKIT_GRAPH_CONFIG__EFFECTIVE_FILE": "needs a ReadWriteMany volume on Kubernetes",
+}
 # Arguments only one side passes, and why (none today).
 ARGS_ONLY_IN: dict[str, str] = {}
 # Variables whose values name the other tier's host: compared by port only.
@@ -84,7 +93,7 @@ def test_same_logic_tier_variables() -> None:
     theirs = {k: _with_defaults(v) for k, v in _service("logic")["environment"].items()}
     _, c = _k8s(LOGIC)
     ours = env_of(c)
-    missing = sorted(set(theirs) - set(ours))
+    missing = sorted(set(theirs) - set(ours) - set(COMPOSE_ONLY_ENV))
     extra = sorted(set(ours) - set(theirs) - set(K8S_ONLY_ENV))
     assert not missing and not extra, (
         f"TIERKIT_* variables differ: set by docker-compose.yml only: {missing}; by deploy/k8s "
@@ -92,6 +101,8 @@ def test_same_logic_tier_variables() -> None:
         "K8S_ONLY_ENV with its reason."
     )
     for name, value in theirs.items():
+        if name in COMPOSE_ONLY_ENV:
+            continue
         mine = ours[name]
         if name in SECRET_ENV:
             assert "secretKeyRef" in mine.get("valueFrom", {}), f"{name} must come from a Secret"
