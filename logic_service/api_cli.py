@@ -54,9 +54,10 @@ def _summary(view: dict[str, Any]) -> str:
             state = f"deprecated since {api['deprecated']}"
             state += f", sunset {api['sunset']}" if api["sunset"] else ""
             state += f", successor {api['successor']}" if api["successor"] else ""
+        count = api["requests_in_window"]
         lines.append(
             f"  {api['api_version']:<4} {api['path']}: versions {versions}; {state}; "
-            f"{api['requests_in_window']} requests in the window"
+            f"{count} request{'' if count == 1 else 's'} in the window"
             + (f" (last {api['last_request']})" if api["last_request"] else "")
         )
     return "\n".join(lines)

@@ -151,8 +151,22 @@ class ApiCatalog:
             for api in self.known(model)
         )
 
-    async def admit(self, model: str, api: str, wait_s: float) -> None:
-        """410 for a retired API, 404 for one the model does not serve; else nothing."""
+    async def require_known(self, model: str, api: str, wait_s: float) -> None:
+        """404 for an API the model does not serve (retired ones are known: they answer 410)."""
+        if api in self.known(model):
+            return
+        # A version of that API may be loading its artifacts right now: worth a bounded wait.
+        loading = self.registry is not None and await self.registry.wait_for_loads(model, wait_s)
+        if loading and api in self.known(model):
+            return
+        raise ApiError(
+            404,
+            f"model {model} serves no API {api} ({self.serving(model)})",
+            "unknown_api_version",
+        )
+
+    def require_served(self, model: str, api: str) -> None:
+        """410 for a retired API, naming its successor when one is configured."""
         retired = self.retirement(model, api)
         if retired is not None:
             successor = self.configured(model).get(api, ApiVersionSettings()).successor
@@ -167,17 +181,6 @@ class ApiCatalog:
                 f"{retired.retired_at.isoformat(timespec='seconds')} ({retired.reason}){hint}",
                 "api_retired",
             )
-        if api in self.known(model):
-            return
-        # A version of that API may be loading its artifacts right now: worth a bounded wait.
-        loading = self.registry is not None and await self.registry.wait_for_loads(model, wait_s)
-        if loading and api in self.known(model):
-            return
-        raise ApiError(
-            404,
-            f"model {model} serves no API {api} ({self.serving(model)})",
-            "unknown_api_version",
-        )
 
     def no_version(self, model: str, api: str) -> str:
         """The 503's message when no ready version accepts the API."""

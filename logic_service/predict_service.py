@@ -82,11 +82,16 @@ class PredictService:
         if not self.registry.knows(model):
             served = ", ".join(self.registry.model_names()) or "none"
             raise ApiError(404, f"unknown model {model!r} (served: {served})", "unknown_model")
+        api = context.api_version if self.apis is not None else None
+        if self.apis is not None and api is not None:
+            # like an unknown model, an API nobody serves is neither logged nor counted:
+            # callers probing v1..v9999 must not grow the log's and metrics' label sets
+            deadline = self.settings.deadline_s(self.registry.settings_of(model))
+            await self.apis.require_known(model, api, deadline)
         context.model = model
         try:
-            if self.apis is not None and context.api_version is not None:
-                deadline = self.settings.deadline_s(self.registry.settings_of(model))
-                await self.apis.admit(model, context.api_version, deadline)
+            if self.apis is not None and api is not None:
+                self.apis.require_served(model, api)  # a retired API's callers are logged
             answer = await self._predict_known(model, body, context, router or self._route)
         except Exception as exc:
             if self.prediction_log is not None:

@@ -138,6 +138,8 @@ def test_metrics_count_requests_per_api_and_pinned_ones_under_their_arm(
     assert 'tierkit_api_requests_total{api="v2",model="ctr",status="503",version=""}' in text
     assert 'tierkit_api_requests_total{api="v2",model="ctr",status="404",version=""}' in text
     assert 'tierkit_requests_total{arm="pinned",model="ctr",status="404",version=""}' in text
+    client.post("/v7/models/ctr/predict", json=ctr.EXAMPLE_REQUEST)  # an API nobody serves
+    assert 'api="v7"' not in client.get("/metrics").text  # probing cannot grow the label set
 
 
 def test_openapi_lists_the_paths_of_every_api_and_marks_the_deprecated_one(
