@@ -140,7 +140,12 @@ def run(args: argparse.Namespace) -> int:
         method = "PUT" if args.action == "set" else "GET"
     try:
         response = httpx.request(
-            method, path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+            method,
+            path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            # set and pin may wait for a version to load (graph_config.pin_wait_s, 60 s)
+            timeout=120 if args.action in ("set", "pin") else 30,
         )
     except httpx.HTTPError as exc:
         print(f"error: cannot reach the logic tier at {url}: {exc}", file=sys.stderr)

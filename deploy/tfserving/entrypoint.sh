@@ -12,17 +12,26 @@
 # second when the original changes; --model_config_file_poll_wait_seconds then
 # picks up edits as usual. Absolute paths and URIs (gs://, s3://) stay as they are.
 #
+# The copy is made from TIERKIT_EFFECTIVE_CONFIG when that file exists: the
+# effective config the logic tier keeps (models.config plus the versions in use
+# by rollouts, labels and pins, so they stay loaded whatever the policy; see
+# docs/rollouts.md). Until the logic tier has written it (the graph tier starts
+# first), the copy is made from --model_config_file itself.
+#
 # It also records the REST port for healthcheck.sh, which runs as a separate
 # process and cannot see the server's flags.
 #
 # Environment: TIERKIT_MODEL_SERVER (default tensorflow_model_server),
-# TIERKIT_STATE_DIR (default /tmp/tierkit), TIERKIT_CONFIG_SYNC_SECONDS (default 1).
+# TIERKIT_STATE_DIR (default /tmp/tierkit), TIERKIT_CONFIG_SYNC_SECONDS (default 1),
+# TIERKIT_EFFECTIVE_CONFIG (default unset: --model_config_file only).
 set -euo pipefail
 
 server="${TIERKIT_MODEL_SERVER:-tensorflow_model_server}"
 state_dir="${TIERKIT_STATE_DIR:-/tmp/tierkit}"
 sync_seconds="${TIERKIT_CONFIG_SYNC_SECONDS:-1}"
 resolved="$state_dir/models.config"
+effective="${TIERKIT_EFFECTIVE_CONFIG:-}"
+source_used=""
 
 log() { printf '%s - %s - tierkit-tfserving: %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S')" "$1" "$2" >&2; }
 
@@ -37,11 +46,18 @@ resolve_config() {
         "$1"
 }
 
-# Refresh the resolved copy if the original changed; the rename is atomic, so
+# Refresh the resolved copy if its source changed; the rename is atomic, so
 # the server never reads a half-written copy.
 sync_config() {
-    local fresh="$resolved.next"
-    if ! resolve_config "$config" "$root" >"$fresh" 2>/dev/null; then
+    local fresh="$resolved.next" source="$config"
+    if [[ -n "$effective" && -r "$effective" ]]; then
+        source="$effective"
+    fi
+    if [[ "$source" != "$source_used" ]]; then
+        log INFO "serving the config from $source"
+        source_used="$source"
+    fi
+    if ! resolve_config "$source" "$root" >"$fresh" 2>/dev/null; then
         rm -f "$fresh"
         return 1
     fi

@@ -112,7 +112,7 @@ def test_model_repository_is_one_read_only_mount_shared_by_both_tiers() -> None:
 def test_logs_and_secrets_go_to_named_volumes_where_the_settings_look() -> None:
     volumes = {v["source"]: v for v in service("logic")["volumes"] if v.get("type") == "volume"}
     env = _logic_env()
-    assert set(volumes) == {"logic-logs", "stack-secrets"}
+    assert set(volumes) == {"logic-logs", "stack-secrets", "graph-config"}
     assert volumes["logic-logs"]["target"] == env["TIERKIT_LOG__DIR"]
     secrets = PurePosixPath(volumes["stack-secrets"]["target"])
     assert volumes["stack-secrets"].get("read_only") is True
@@ -157,6 +157,32 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies() ->
     assert service("tfserving")["healthcheck"]["test"][1:] == last(stage, "HEALTHCHECK").exec_form()
     logic_probe = " ".join(service("logic")["healthcheck"]["test"])
     assert f"127.0.0.1:{_logic_env()['TIERKIT_PORT']}/healthz" in logic_probe
+
+
+def test_the_effective_config_is_written_by_logic_and_read_by_tfserving() -> None:
+    """docs/rollouts.md: the logic tier keeps models.config + versions in use in a volume."""
+    env = _logic_env()
+    effective = PurePosixPath(env["TIERKIT_GRAPH_CONFIG__EFFECTIVE_FILE"])
+    volumes = {
+        name: {v["source"]: v for v in service(name)["volumes"] if v.get("type") == "volume"}
+        for name in ("logic", "tfserving")
+    }
+    logic_mount, graph_mount = (
+        volumes["logic"]["graph-config"],
+        volumes["tfserving"]["graph-config"],
+    )
+    assert logic_mount["target"] == str(effective.parent) and not logic_mount.get("read_only")
+    assert graph_mount.get("read_only") is True
+    tfserving_env = service("tfserving")["environment"]
+    served = PurePosixPath(tfserving_env["TIERKIT_EFFECTIVE_CONFIG"])
+    assert served.parent == PurePosixPath(graph_mount["target"]) and served.name == effective.name
+    # The user's models.config: the folder TF Serving reads it from, read-only in logic too.
+    user = PurePosixPath(env["TIERKIT_GRAPH_CONFIG__MODELS_CONFIG"])
+    flags = flag_values(service("tfserving")["command"])
+    tfserving_dir = bind_at("tfserving", str(PurePosixPath(flags["model_config_file"]).parent))
+    logic_dir = bind_at("logic", str(user.parent))
+    assert logic_dir["source"] == tfserving_dir["source"] and logic_dir["read_only"] is True
+    assert user.name == PurePosixPath(flags["model_config_file"]).name
 
 
 def test_tfserving_flags_match_the_mounts_and_polling() -> None:

@@ -7,9 +7,10 @@ tmp repository, under its own compose project name and a free host port, so
 it never touches a stack the developer runs; ``down -v`` removes it again.
 
 One stack for the whole module, walked the way an operator walks it: up and
-healthy (a), non-root (g), three replicas sharing PostgreSQL (c), a hot
-reload under load (b), then the faults: a logic replica's process killed (d),
-the graph tier killed (e), PostgreSQL restarted (f). Each fault test leaves
+healthy (a), non-root (g), three replicas sharing PostgreSQL (c), a canary on
+the shipped version policy (h), a hot reload under load (b), then the faults:
+a logic replica's process killed (d), the graph tier killed (e), PostgreSQL
+restarted (f). Each fault test leaves
 the stack healthy for the next. The figures each test measures are printed
 and, with ``TIERKIT_STACK_FIGURES=<file>``, written there as JSON (the source
 of docs/docker.md's table).
@@ -211,15 +212,16 @@ def stack(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     # makes it 0700 (root only), which no non-root container can read.
     workdir.chmod(0o755)
     _publish_demo(workdir)
-    # Two versions loaded, so that the replicas test has a split to agree on:
-    # a byte-for-byte copy of the first serves with its manifest.
+    # A second version, so that the replicas test has a split to agree on: a
+    # byte-for-byte copy of the first serves with its manifest. models.config
+    # stays as published (latest { num_versions: 1 }): the split's older version
+    # is loaded again because the rollout names it (docs/rollouts.md).
     first = _versions(workdir / "serving_models" / "ctr")[0]
     shutil.copytree(
         workdir / "serving_models" / "ctr" / str(first),
         workdir / "serving_models" / "ctr" / str(first + 1),
     )
-    config = workdir / "models.config"
-    config.write_text(config.read_text().replace("num_versions: 1", "num_versions: 2"))
+    assert "num_versions: 1" in (workdir / "models.config").read_text()
     port = _free_port()
     env = engine.env() | {
         "COMPOSE_PROJECT_NAME": f"tierkit-test-{uuid.uuid4().hex[:8]}",
@@ -430,6 +432,78 @@ def test_three_replicas_share_traffic_rollouts_and_the_prediction_log(stack: Sta
     stack.record("replicas_feedback_accepted", f"{accepted}/60")
     reset = _rollout(stack, replicas[-1], "set", "ctr", "--spec", '{"strategy": "stable"}')
     assert reset.returncode == 0, reset.stdout + reset.stderr
+
+
+# --- h: a canary on the shipped policy (issue 24) ---------------------------------------------
+
+
+def _versions_view(stack: Stack) -> dict:
+    answer = _rollout(stack, stack.containers("logic")[0], "--json", "versions", "ctr")
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    return json.loads(answer.stdout)
+
+
+def _keyed_versions(stack: Stack, count: int, first_user: int = 0) -> dict[int, int]:
+    seen: dict[int, int] = {}
+    with httpx.Client(timeout=30) as client:
+        for user in range(first_user, first_user + count):
+            answer = client.post(
+                f"{stack.base_url}/v1/models/ctr/predict", json=EXAMPLE_REQUEST | {"userId": user}
+            )
+            assert answer.status_code == 200, answer.text
+            version = answer.json()["version"]
+            seen[version] = seen.get(version, 0) + 1
+    return seen
+
+
+def _wait(condition, limit_s: float, what: str):
+    deadline = time.monotonic() + limit_s
+    while True:
+        found = condition()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what}: not within {limit_s:.0f} s"
+        time.sleep(0.5)
+
+
+def test_a_canary_on_the_shipped_policy_splits_rolls_back_and_ends(stack: Stack) -> None:
+    """latest { num_versions: 1 }: publishing V1 unloads V0; the canary loads it back."""
+    v0 = _versions(stack.models / "ctr")[-1]
+    v1 = v0 + 1
+    _export_version(stack.workdir, v1)
+    _wait(lambda: _keyed_versions(stack, 20) == {v1: 20}, 60, f"{v1} alone serving")
+    assert _versions_view(stack)["loaded"] == [v1]  # the shipped policy let V0 go
+
+    replica = stack.containers("logic")[0]
+    spec = {"strategy": "canary", "baseline": v0, "candidate": v1, "stages": [10, 100]}
+    started = time.monotonic()
+    setter = _rollout(stack, replica, "set", "ctr", "--spec", json.dumps(spec | {"dwell_s": 3600}))
+    assert setter.returncode == 0, setter.stdout + setter.stderr
+    set_took = time.monotonic() - started
+    assert _versions_view(stack)["loaded"] == [v0, v1]
+    time.sleep(2)  # every replica re-reads the rollout within rollout_refresh_s (1 s)
+    counts = _keyed_versions(stack, 400)
+    assert set(counts) == {v0, v1} and 16 <= counts[v1] <= 80, counts  # 10 % of 400, +-6 sigma
+
+    rollback = _rollout(stack, replica, "rollback", "ctr")
+    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+    rolled = time.monotonic()
+    _wait(lambda: _keyed_versions(stack, 30, 5000) == {v0: 30}, 10, f"all on {v0}")
+    back_after = time.monotonic() - rolled
+    assert v1 in _versions_view(stack)["loaded"]
+
+    ended = _rollout(stack, replica, "set", "ctr", "--spec", '{"strategy": "stable"}')
+    assert ended.returncode == 0, ended.stdout + ended.stderr
+    _wait(lambda: _versions_view(stack)["loaded"] == [v1], 60, f"{v0} unloaded")
+    _wait(lambda: _keyed_versions(stack, 20) == {v1: 20}, 30, f"{v1} alone serving again")
+    stack.record(
+        "canary_on_shipped_policy",
+        {
+            "rollout_set_s (V0 loaded again)": round(set_took, 1),
+            "candidate_share_of_400": counts[v1],
+            "all_on_baseline_after_rollback_s": round(back_after, 1),
+        },
+    )
 
 
 # --- b: hot reload under load -----------------------------------------------------------------

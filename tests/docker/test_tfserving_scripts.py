@@ -325,3 +325,42 @@ def test_config_edits_reach_the_server_through_the_resolved_copy(graph_tier: Gra
     time.sleep(2.5)
     assert resolved.read_text() == before
     assert _healthcheck(graph_tier.state).returncode == 0
+
+
+def test_the_effective_config_is_served_once_the_logic_tier_wrote_it(tmp_path: Path) -> None:
+    """compose: TIERKIT_EFFECTIVE_CONFIG (written by the logic tier) wins once it exists."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "models.config").write_text(ONE_MODEL)
+    server = tmp_path / "server"
+    server.write_text("#!/bin/sh\nexec sleep 60\n")  # stands still: only the copy matters here
+    server.chmod(0o755)
+    effective = tmp_path / "graph-config" / "models.config"
+    state = tmp_path / "state"
+    env = os.environ | {
+        "TIERKIT_STATE_DIR": str(state),
+        "TIERKIT_MODEL_SERVER": str(server),
+        "TIERKIT_EFFECTIVE_CONFIG": str(effective),
+    }
+    started = _start_entrypoint(
+        ["--model_config_file=config/models.config"], tmp_path, env, tmp_path / "out.log"
+    )
+    try:
+        resolved = state / "models.config"
+        _wait_for(resolved.exists, 10, "first copy", started)
+        (model,) = _parse(resolved.read_text()).model_config_list.config
+        assert model.model_version_policy.latest.num_versions == 1  # the user's, until...
+        effective.parent.mkdir()
+        _replace_atomically(
+            effective, ONE_MODEL.replace("latest { num_versions: 1 }", "specific { versions: 1 }")
+        )
+
+        def pinned() -> bool:
+            (entry,) = _parse(resolved.read_text()).model_config_list.config
+            return list(entry.model_version_policy.specific.versions) == [1]
+
+        _wait_for(pinned, 10, "the effective config served", started)
+        (entry,) = _parse(resolved.read_text()).model_config_list.config
+        assert entry.base_path == f"{tmp_path}/serving_models/ctr"  # still resolved
+        assert f"serving the config from {effective}" in started.log.read_text()
+    finally:
+        started.stop()
