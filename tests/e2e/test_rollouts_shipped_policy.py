@@ -258,6 +258,12 @@ def test_rollout_set_names_what_it_cannot_use_and_changes_nothing(stack: Shipped
 
         shutil.rmtree(broken)
     assert stack.admin("GET").json()["revision"] == before  # nothing stored
+    # the keeper saw it too: it put back the last good graph config and said why
+    failed = wait_until(
+        lambda: [e for e in stack.events() if e["kind"] == "pin_failed"], 30, "pin_failed"
+    )
+    assert f"version {broken.name} of {MODEL} failed to load" in failed[-1]["reason"]
+    assert "restored the last good graph config" in failed[-1]["reason"]
     view = stack.versions_view()
     assert view["pins"] == [] and view["in_use"] == []  # the waiting pin is gone again
     wait_until(lambda: stack.graph_available() == serving, 30, "only the serving version")
