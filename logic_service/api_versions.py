@@ -23,13 +23,14 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 from email.utils import format_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from logic_service.api_config import DEFAULT_API_VERSION, ApiVersionSettings
 from logic_service.api_errors import ApiError
 from logic_service.api_retirement import Retirement, load_retired
 from logic_service.settings import LogicSettings
-from logic_service.version_policy import RoutableModel
+from logic_service.traffic_split import resolve
+from logic_service.version_policy import RoutableModel, StableOrNewest
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -53,6 +54,19 @@ def _versions(versions: Iterable[int]) -> str:
     if not listed:
         return "none loaded"
     return f"version{'s' if len(listed) > 1 else ''} {', '.join(map(str, listed))}"
+
+
+def primary_targets(spec: Any, stable_label: str) -> list[str]:
+    """The versions or labels a rollout answers with (shadow and holdout only follow them)."""
+    targets = [
+        *spec.weights,
+        spec.baseline or (stable_label if spec.strategy == "canary" else None),
+        spec.candidate,
+        spec.active,
+        spec.standby,
+        *spec.arms,
+    ]
+    return [t for t in targets if t]
 
 
 def deprecation_headers(model: str, spec: ApiVersionSettings) -> dict[str, str]:
@@ -182,12 +196,36 @@ class ApiCatalog:
                 "api_retired",
             )
 
-    def no_version(self, model: str, api: str) -> str:
-        """The 503's message when no ready version accepts the API."""
-        return (
-            f"model {model}: no version accepting API {api} is ready to serve "
-            f"({self.serving(model)})"
-        )
+    def no_version(self, model: str, api: str, reason: str) -> str:
+        """The 503's message: none of the API's versions is ready, or the rollout's rule said so."""
+        if not self.routable(model, api).ready_versions:
+            return (
+                f"model {model}: no version accepting API {api} is ready to serve "
+                f"({self.serving(model)})"
+            )
+        return f"{reason} (request API {api}; {self.serving(model)})"
+
+    def outside_rollout(self, model: str, api: str, policy: Any) -> int | None:
+        """The version for an API the model's rollout does not concern, else None.
+
+        A rollout concerns the APIs its ready versions accept: a canary among v1
+        versions must not leave v2 callers without an answer (the rollout's rule
+        would find none of its versions in the v2 view and refuse). Those callers
+        get the user's own rule within their API: the stable label, else the
+        newest. When none of the rollout's versions is ready, the rollout's own
+        rule decides (a missing version may well be of this API).
+        """
+        records = getattr(policy, "records", None)
+        record = records.get(model) if isinstance(records, dict) else None
+        if record is None or record.spec.strategy == "stable" or self.registry is None:
+            return None
+        label = self.settings.stable_label
+        whole = self.registry.routable(model)
+        ready = [resolve(t, whole) for t in primary_targets(record.spec, label)]
+        ready_versions = [v for v in ready if v is not None]
+        if not ready_versions or any(self.api_of(model, v) == api for v in ready_versions):
+            return None
+        return StableOrNewest(label).choose(self.routable(model, api))
 
     # ---- views for the admin API, the dashboard and OpenAPI ---------------------------------
 

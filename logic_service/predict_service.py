@@ -131,7 +131,7 @@ class PredictService:
     def _no_version(self, model: str, exc: NoVersion, api: str | None = None) -> str:
         """The 503's message, naming refused versions: their manifest is the usual cause."""
         refused = self.registry.refused_versions(model)
-        message = self.apis.no_version(model, api) if self.apis and api else str(exc)
+        message = self.apis.no_version(model, api, str(exc)) if self.apis and api else str(exc)
         if not refused:
             return message
         return (
@@ -183,6 +183,10 @@ class PredictService:
         routable = self.registry.routable(model)
         if self.apis is not None and context.api_version is not None:
             routable = self.apis.routable(model, context.api_version)
+            own = self.apis.outside_rollout(model, context.api_version, self.policy)
+            if own is not None:  # the rollout concerns other APIs' versions only
+                context.arm = context.strategy = "stable"
+                return own
         route = getattr(self.policy, "route", None)
         if route is None:
             return self.policy.choose(routable, body)

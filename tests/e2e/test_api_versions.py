@@ -24,7 +24,7 @@ import pytest
 from logic.ctr_artifacts import synthetic_records
 
 from . import v2_features
-from .api_versions_stack import NAME, TOKEN, WINDOW_S, MigrationStack, start_stack
+from .api_versions_stack import AUTH, NAME, TOKEN, WINDOW_S, MigrationStack, start_stack
 from .conftest import ROOT, wait_until
 from .ctr_versions import reference_scores
 
@@ -183,6 +183,33 @@ def test_requests_per_api_in_metrics_dashboard_and_prediction_log(stack: Migrati
     assert set(by_key) >= {("v1", 1, "pinned"), ("v1", 2, "stable"), ("v2", 3, "pinned")}
     assert ("v2", 3, "stable") in by_key
     assert not [k for k in by_key if (k[0] == "v1") != (k[1] in (1, 2))]  # no API crossed
+
+
+def test_a_rollout_among_v1_versions_routes_v1_callers_and_leaves_v2_callers_theirs(
+    stack: MigrationStack,
+) -> None:
+    url = stack.replicas[0].url
+    admin = f"{url}/admin/rollouts/{NAME}"
+    split = {"strategy": "split", "weights": {"1": 50, "2": 50}, "key": "userId"}
+    answer = httpx.put(admin, json=split, headers=AUTH, timeout=15)
+    assert answer.status_code == 200, answer.text
+    try:
+        records = synthetic_records(40, seed=16)
+
+        def split_seen() -> bool:  # every worker re-reads the rollout within rollout_refresh_s
+            versions = {
+                _post(url, f"/v1/models/{NAME}/predict", r).json()["version"] for r in records
+            }
+            return versions == {1, 2}
+
+        wait_until(split_seen, 10, "v1 callers split between versions 1 and 2")
+        for record in records[:10]:
+            v2 = _post(url, f"/v2/models/{NAME}/predict", v2_features.from_v1(record))
+            assert v2.status_code == 200, v2.text  # not a 503 for "no version of the rollout"
+            assert v2.json()["version"] == 3
+    finally:
+        reset = httpx.put(admin, json={"strategy": "stable"}, headers=AUTH, timeout=15)
+        assert reset.status_code == 200, reset.text
 
 
 def _cli(stack: MigrationStack, replica: int, *args: str) -> subprocess.CompletedProcess:
