@@ -97,8 +97,12 @@ def versions_in_use(
     for label, version in sorted(labels.items()):
         add(version, Use("label", f"label {label}"))
     for pin in pins:
-        who = "a rollout set waiting for it" if pin.pending else pin.holder
-        add(pin.version, Use("pin", f"pin by {who}: {pin.reason}"))
+        why = (
+            f"pinned while {pin.reason} waits for it"
+            if pin.pending
+            else (f"pin by {pin.holder}: {pin.reason}")
+        )
+        add(pin.version, Use("pin", why))
     return dict(sorted(uses.items()))
 
 

@@ -105,6 +105,7 @@ class GraphConfigKeeper:
         self.health = health
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._where = f"{effective_file.parent.name}/{effective_file.name}"  # for events
         self.last_good: bytes | None = None
         self.pending: _Pending | None = None
         self.refused: dict[str, tuple[float, str]] = {}
@@ -189,7 +190,7 @@ class GraphConfigKeeper:
         for name, model_plan in plan.effective.plans.items():
             written[name] = (
                 f"graph tier keeps versions {list(model_plan.versions)} of {name} loaded "
-                f"(specific policy in {self.effective_file.name}); in use: "
+                f"(specific policy in {self._where}); in use: "
                 f"{_uses_text(plan.uses.get(name, {}), model_plan.pinned)}; "
                 f"models.config's {plan.policies.get(name, '?')} selects "
                 f"{list(model_plan.selected)}"

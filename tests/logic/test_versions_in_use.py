@@ -67,7 +67,7 @@ def test_an_ended_rollout_names_nothing_and_pins_say_who_holds_them() -> None:
     ]
     assert _why(versions_in_use(RolloutSpec(), {}, pins)) == {
         3: ["pin by operator: compare offline"],
-        4: ["pin by a rollout set waiting for it: rollout set (canary)"],
+        4: ["pinned while rollout set (canary) waits for it"],
     }
     # a label nobody defined names no version (the rollout's warning says so)
     assert versions_in_use(RolloutSpec(strategy="canary", candidate="canary"), {}) == {}
