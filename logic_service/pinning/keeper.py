@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 LEASE = "graph-config-keeper"
 REFUSED_FOR_S = 300.0
+SWEEP_S = 60.0
 # (model, rollout spec) -> what of it cannot serve now (the registry's view)
 HealthSource = Callable[[str, RolloutSpec], list[MissingVersion]]
 
@@ -112,6 +113,7 @@ class GraphConfigKeeper:
         self._written_plans: dict[str, str] = {}
         self._reported: dict[str, _Reported] = {}
         self._problem = ""
+        self._swept = 0.0
         self._task: asyncio.Task | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -149,6 +151,9 @@ class GraphConfigKeeper:
         plan = await asyncio.to_thread(self.plan)
         if plan is not None:
             await asyncio.to_thread(self._apply, plan, now)
+        if now - self._swept > SWEEP_S:  # pending pins of a rollout set that died waiting
+            await asyncio.to_thread(self.pins.drop_expired, now)
+            self._swept = now
         if self.health is not None:
             await asyncio.to_thread(self._report_missing, now)
 
