@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graph_service.servable import Servable, SessionOptions
+from graph_service.runtime.servable import Servable, SessionOptions
 
 SIGNATURE = "serving_default"
 STAND_IN_FEATURES = 40

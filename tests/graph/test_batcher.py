@@ -17,8 +17,8 @@ import grpc
 import numpy as np
 import pytest
 
-from graph_service.batcher import BatchRecord, BatchScheduler
-from graph_service.batching_config import BatchingParameters
+from graph_service.batching.batcher import BatchRecord, BatchScheduler
+from graph_service.batching.batching_config import BatchingParameters
 from graph_service.errors import ServingError
 
 WAIT = 30.0  # generous bound for anything that should happen promptly

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from graph_service.batching_config import (
+from graph_service.batching.batching_config import (
     BatchingParameters,
     batching_parameters_message_class,
     load_batching_parameters,

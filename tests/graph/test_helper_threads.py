@@ -21,8 +21,8 @@ pytestmark = pytest.mark.skipif(
 
 CHILD = r"""
 import json, os, threading
-from graph_service.helper_threads import yield_to_loop, batch_class_this_thread
-from graph_service.low_priority import LowPriorityWorker
+from graph_service.cpu.helper_threads import yield_to_loop, batch_class_this_thread
+from graph_service.cpu.low_priority import LowPriorityWorker
 
 ready, stop = threading.Event(), threading.Event()
 tids = {}

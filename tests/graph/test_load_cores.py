@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
+from graph_service.cpu.load_cores import LoadCores
 from graph_service.flags import parse_flags
-from graph_service.load_cores import LoadCores
 
 CORES = set(os.sched_getaffinity(0))
 needs_two = pytest.mark.skipif(len(CORES) < 2, reason="one core: there is nothing to split")

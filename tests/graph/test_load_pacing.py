@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from graph_service.load_pacing import Pacer
-from graph_service.servable import Servable, SessionOptions, run_here
-from graph_service.warmup import replay_warmup
+from graph_service.cpu.load_pacing import Pacer
+from graph_service.inference.warmup import replay_warmup
+from graph_service.runtime.servable import Servable, SessionOptions, run_here
 
 
 def test_a_pacer_sleeps_only_once_its_slice_is_used_up() -> None:

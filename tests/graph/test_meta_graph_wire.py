@@ -6,7 +6,12 @@ import pytest
 from tensorflow.core.framework import function_pb2, graph_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from graph_service.meta_graph_wire import SCAN_CHUNK, WireError, graph_has_ops, split_meta_graph
+from graph_service.runtime.meta_graph_wire import (
+    SCAN_CHUNK,
+    WireError,
+    graph_has_ops,
+    split_meta_graph,
+)
 
 
 def _meta_graph(export_dir) -> meta_graph_pb2.MetaGraphDef:

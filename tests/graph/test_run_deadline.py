@@ -18,7 +18,7 @@ import pytest
 from conftest import METRICS_PATH, start_graph_server, wait_for
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from graph_service.tensor_proto import to_proto
+from graph_service.inference.tensor_proto import to_proto
 
 CONFIG = """
 model_config_list {{

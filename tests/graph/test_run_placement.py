@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc, regression_pb2
 
-from graph_service.run_placement import (
+from graph_service.inference.tensor_proto import to_ndarray, to_proto
+from graph_service.runtime.run_placement import (
     PROMOTE_AFTER,
     RunPlacement,
     numeric_elements,
 )
-from graph_service.servable import Servable, SessionOptions
-from graph_service.tensor_proto import to_ndarray, to_proto
+from graph_service.runtime.servable import Servable, SessionOptions
 
 LINUX = sys.platform.startswith("linux")
 FAST, SLOW, SLOW_BY_FAR = 0.0001, 0.002, 0.01  # seconds, against the 0.5 ms budget

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from graph_service.cpu.low_priority import LowPriorityWorker
 from graph_service.errors import ServingError
-from graph_service.low_priority import LowPriorityWorker
-from graph_service.servable import Servable, SessionOptions
+from graph_service.runtime.servable import Servable, SessionOptions
 
 LINUX = sys.platform.startswith("linux")
 SCHED_IDLE = getattr(os, "SCHED_IDLE", 5)

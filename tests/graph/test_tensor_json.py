@@ -25,23 +25,23 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from graph_service.errors import ServingError
-from graph_service.example_json import (
+from graph_service.api.example_json import (
     classification_result_json,
     fill_example_request,
     regression_result_json,
 )
-from graph_service.json_body import (
+from graph_service.api.json_body import (
     error_json,
     parse_json_object,
     signature_name_of,
 )
-from graph_service.tensor_json import (
+from graph_service.api.tensor_json import (
     RequestFormat,
     fill_predict_inputs,
     predict_response_json,
 )
-from graph_service.tensor_to_json import float_tokens
+from graph_service.api.tensor_to_json import float_tokens
+from graph_service.errors import ServingError
 
 DT = types_pb2
 

@@ -19,8 +19,8 @@ from tensorflow_serving.apis import (
 )
 
 from graph_service.errors import ServingError
-from graph_service.request_deadline import deadline_in
-from graph_service.server_core import ServerCore
+from graph_service.handlers.request_deadline import deadline_in
+from graph_service.handlers.server_core import ServerCore
 
 log = logging.getLogger("graph_service")
 

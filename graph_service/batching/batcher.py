@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graph_service import batch_tensors
-from graph_service.batch_delivery import Delivery, SplitDelivery, deliver
-from graph_service.batching_config import BatchingParameters
+from graph_service.batching import batch_tensors
+from graph_service.batching.batch_delivery import Delivery, SplitDelivery, deliver
+from graph_service.batching.batching_config import BatchingParameters
 from graph_service.errors import ServingError, invalid_argument, unavailable
 
 logger = logging.getLogger(__name__)

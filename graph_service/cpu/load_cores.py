@@ -32,8 +32,8 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from graph_service.load_pacing import no_pacing
-from graph_service.thread_names import process_thread_ids
+from graph_service.cpu.load_pacing import no_pacing
+from graph_service.cpu.thread_names import process_thread_ids
 
 log = logging.getLogger("graph_service")
 

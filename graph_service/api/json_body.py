@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from graph_service.api.tensor_to_json import format_float
 from graph_service.errors import ServingError, invalid_argument
-from graph_service.tensor_to_json import format_float
 
 _MESSAGE_VALUE_CHARS = 2000  # echoing a huge request back in an error helps nobody
 

@@ -15,8 +15,7 @@ import numpy as np
 from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow_serving.apis import classification_pb2, regression_pb2
 
-from graph_service.errors import invalid_argument
-from graph_service.json_body import (
+from graph_service.api.json_body import (
     JsonConstant,
     json_type_str,
     json_value_str,
@@ -24,8 +23,15 @@ from graph_service.json_body import (
     number_too_big_error,
     signature_name_of,
 )
-from graph_service.json_to_tensor import INT64_MAX, INT64_MIN, UINT64_MAX, b64_decode, is_b64_object
-from graph_service.tensor_to_json import float_tokens, json_string
+from graph_service.api.json_to_tensor import (
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    b64_decode,
+    is_b64_object,
+)
+from graph_service.api.tensor_to_json import float_tokens, json_string
+from graph_service.errors import invalid_argument
 
 ExampleRequest = classification_pb2.ClassificationRequest | regression_pb2.RegressionRequest
 

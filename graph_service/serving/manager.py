@@ -30,7 +30,7 @@ from pathlib import Path
 import grpc
 
 from graph_service.errors import ServingError, not_found
-from graph_service.servable import Servable
+from graph_service.runtime.servable import Servable
 
 log = logging.getLogger("graph_service")
 

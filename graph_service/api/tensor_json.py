@@ -17,10 +17,10 @@ from typing import Any
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from graph_service.api.json_body import json_value_str, status_str
+from graph_service.api.json_to_tensor import is_b64_object, json_to_tensor
+from graph_service.api.tensor_to_json import group_tokens, json_string, nest_tokens, tensor_tokens
 from graph_service.errors import ServingError, invalid_argument
-from graph_service.json_body import json_value_str, status_str
-from graph_service.json_to_tensor import is_b64_object, json_to_tensor
-from graph_service.tensor_to_json import group_tokens, json_string, nest_tokens, tensor_tokens
 
 TensorInfoMap = Mapping[str, meta_graph_pb2.TensorInfo]
 TensorMap = MutableMapping[str, tensor_pb2.TensorProto]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from graph_service.thread_names import name_os_thread
+from graph_service.cpu.thread_names import name_os_thread
 
 log = logging.getLogger("graph_service")
 

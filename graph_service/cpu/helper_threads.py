@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from graph_service.thread_names import process_thread_ids
+from graph_service.cpu.thread_names import process_thread_ids
 
 
 def make_batch_class(tid: int) -> bool:

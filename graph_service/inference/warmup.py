@@ -19,8 +19,9 @@ from pathlib import Path
 import grpc
 from tensorflow_serving.apis import prediction_log_pb2
 
+from graph_service.cpu.load_pacing import no_pacing
 from graph_service.errors import ServingError
-from graph_service.example_inference import (
+from graph_service.inference.example_inference import (
     classification_result,
     prepare_classify,
     prepare_multi_inference,
@@ -28,9 +29,8 @@ from graph_service.example_inference import (
     regression_result,
     run_multi_inference,
 )
-from graph_service.load_pacing import no_pacing
-from graph_service.prediction import finish_predict, prepare_predict
-from graph_service.servable import CallIn, Servable, run_here
+from graph_service.inference.prediction import finish_predict, prepare_predict
+from graph_service.runtime.servable import CallIn, Servable, run_here
 
 log = logging.getLogger("graph_service")
 

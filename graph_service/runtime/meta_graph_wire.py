@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from graph_service.load_pacing import no_pacing
+from graph_service.cpu.load_pacing import no_pacing
 
 GRAPH_DEF_FIELD = 2  # MetaGraphDef.graph_def
 SCAN_CHUNK = 8 * 1024  # 10 us of search when cached, about 50 us right after a load

@@ -16,13 +16,13 @@ import numpy as np
 from tensorflow_serving.apis import predict_pb2
 
 from graph_service.errors import ServingError, failed_precondition, invalid_argument
-from graph_service.servable import Servable
-from graph_service.tensor_proto import (
+from graph_service.inference.tensor_proto import (
     TensorParseError,
     dtype_name,
     fill_proto,
     to_ndarray,
 )
+from graph_service.runtime.servable import Servable
 
 DEFAULT_SIGNATURE = "serving_default"
 

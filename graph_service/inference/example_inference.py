@@ -23,10 +23,10 @@ from tensorflow_serving.apis import (
 )
 
 from graph_service.errors import ServingError, invalid_argument
-from graph_service.example_proto import serialized_examples
-from graph_service.prediction import PreparedRun, signature_name_of
-from graph_service.servable import CallIn, Servable, run_here
-from graph_service.tensor_proto import dtype_name
+from graph_service.inference.example_proto import serialized_examples
+from graph_service.inference.prediction import PreparedRun, signature_name_of
+from graph_service.inference.tensor_proto import dtype_name
+from graph_service.runtime.servable import CallIn, Servable, run_here
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
@@ -185,7 +185,7 @@ def _as_matrix(array: np.ndarray, what: str) -> np.ndarray:
 
 
 def _dt_name(array: np.ndarray) -> str:
-    from graph_service.tensor_proto import dtype_for_numpy
+    from graph_service.inference.tensor_proto import dtype_for_numpy
 
     return types_pb2.DataType.Name(dtype_for_numpy(array))
 

@@ -34,19 +34,19 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from graph_service.errors import ServingError, invalid_argument
-from graph_service.example_json import (
+from graph_service.api.example_json import (
     ExampleRequest,
     classification_result_json,
     fill_example_request,
     regression_result_json,
 )
-from graph_service.json_body import error_json, parse_json_object, signature_name_of
-from graph_service.request_deadline import deadline_in
-from graph_service.tensor_json import RequestFormat, fill_predict_inputs, predict_response_json
+from graph_service.api.json_body import error_json, parse_json_object, signature_name_of
+from graph_service.api.tensor_json import RequestFormat, fill_predict_inputs, predict_response_json
+from graph_service.errors import ServingError, invalid_argument
+from graph_service.handlers.request_deadline import deadline_in
 
 if TYPE_CHECKING:
-    from graph_service.server_core import ResolvedSignature, ServerCore
+    from graph_service.handlers.server_core import ResolvedSignature, ServerCore
 
 logger = logging.getLogger(__name__)
 

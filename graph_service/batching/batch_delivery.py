@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from graph_service import batch_tensors
+from graph_service.batching import batch_tensors
 
 Outcome = tuple[asyncio.Future, object, BaseException | None]
 

@@ -19,7 +19,7 @@ from ctypes import c_int64
 
 import numpy as np
 
-from graph_service.tf_c_api import TF_STRING, TSTRING_SIZE, CApiError, lib
+from graph_service.runtime.tf_c_api import TF_STRING, TSTRING_SIZE, CApiError, lib
 
 _INVALID_ARGUMENT = 3
 

@@ -36,10 +36,15 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from graph_service import heap_freeze
-from graph_service.config_reloader import ConfigReloader
+from graph_service.cpu import heap_freeze
+from graph_service.cpu.helper_threads import batch_class_this_thread
+from graph_service.cpu.load_cores import LoadCores
+from graph_service.cpu.load_pacing import Pacer
+from graph_service.cpu.low_priority import LowPriorityWorker
+from graph_service.cpu.thread_names import name_os_thread
 from graph_service.errors import ServingError, invalid_argument, not_found
-from graph_service.example_inference import (
+from graph_service.handlers.request_deadline import current_deadline
+from graph_service.inference.example_inference import (
     check_multi_inference,
     classification_result,
     model_spec,
@@ -49,28 +54,23 @@ from graph_service.example_inference import (
     regression_result,
     run_multi_inference,
 )
-from graph_service.helper_threads import batch_class_this_thread
-from graph_service.load_cores import LoadCores
-from graph_service.load_pacing import Pacer
-from graph_service.low_priority import LowPriorityWorker
-from graph_service.manager import Manager, ServableHandle, State
-from graph_service.monitoring import Metrics
-from graph_service.prediction import (
+from graph_service.inference.prediction import (
     PreparedRun,
     finish_predict,
     predict_signature,
     prepare_predict,
     signature_name_of,
 )
-from graph_service.request_deadline import current_deadline
-from graph_service.run_placement import DEFAULT_BUDGET_S, RunPlacement, numeric_elements
-from graph_service.servable import Servable, SessionOptions
-from graph_service.server_config import ModelServerConfig
-from graph_service.thread_names import name_os_thread
-from graph_service.warmup import replay_warmup
+from graph_service.inference.warmup import replay_warmup
+from graph_service.monitoring import Metrics
+from graph_service.runtime.run_placement import DEFAULT_BUDGET_S, RunPlacement, numeric_elements
+from graph_service.runtime.servable import Servable, SessionOptions
+from graph_service.serving.config_reloader import ConfigReloader
+from graph_service.serving.manager import Manager, ServableHandle, State
+from graph_service.serving.server_config import ModelServerConfig
 
 if TYPE_CHECKING:
-    from graph_service.batcher import BatchQueue
+    from graph_service.batching.batcher import BatchQueue
 
 log = logging.getLogger("graph_service")
 

@@ -23,16 +23,16 @@ from pathlib import Path
 import grpc
 
 from graph_service.errors import ServingError, failed_precondition, invalid_argument
-from graph_service.manager import Manager
-from graph_service.server_config import (
+from graph_service.serving.manager import Manager
+from graph_service.serving.server_config import (
     ConfigFileError,
     ModelServerConfig,
     describe,
     read_model_server_config,
     validate_config,
 )
-from graph_service.source import scan_versions
-from graph_service.version_policy import aspired_versions
+from graph_service.serving.source import scan_versions
+from graph_service.serving.version_policy import aspired_versions
 
 log = logging.getLogger("graph_service")
 

@@ -22,15 +22,15 @@ import ml_dtypes
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from graph_service.errors import ServingError, invalid_argument
-from graph_service.json_body import (
+from graph_service.api.json_body import (
     JsonConstant,
     json_type_str,
     json_value_str,
     lossy_decimal_error,
     number_too_big_error,
 )
-from graph_service.tensor_to_json import dtype_name
+from graph_service.api.tensor_to_json import dtype_name
+from graph_service.errors import ServingError, invalid_argument
 
 MAX_RANK = 254  # TensorShape's limit; deeper JSON cannot be a tensor.
 

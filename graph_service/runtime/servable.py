@@ -26,12 +26,12 @@ import grpc
 import numpy as np
 from tensorflow.core.protobuf import config_pb2
 
-from graph_service.c_tensors import InputTensors, to_numpy
+from graph_service.cpu.load_pacing import no_pacing
 from graph_service.errors import ServingError
-from graph_service.load_pacing import no_pacing
-from graph_service.meta_graph_wire import split_meta_graph
-from graph_service.run_placement import has_value_dependent_ops
-from graph_service.tf_c_api import CApiError, Status, TF_Buffer, TF_Output, lib
+from graph_service.runtime.c_tensors import InputTensors, to_numpy
+from graph_service.runtime.meta_graph_wire import split_meta_graph
+from graph_service.runtime.run_placement import has_value_dependent_ops
+from graph_service.runtime.tf_c_api import CApiError, Status, TF_Buffer, TF_Output, lib
 
 log = logging.getLogger("graph_service")
 

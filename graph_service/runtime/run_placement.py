@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graph_service.load_pacing import no_pacing
-from graph_service.meta_graph_wire import Buffer, graph_has_ops
+from graph_service.cpu.load_pacing import no_pacing
+from graph_service.runtime.meta_graph_wire import Buffer, graph_has_ops
 
 # Ops whose cost can follow the values of the inputs (loops, branches, calls into
 # code we cannot see), in TF1 and TF2 spelling. A graph with any of them never runs
