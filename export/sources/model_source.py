@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from export.features import file_sha256
+from export.publish.features import file_sha256
 
 
 class ModelSource(Protocol):

@@ -20,7 +20,7 @@ import numpy as np
 
 from export.errors import ExportError
 from export.options import DEFAULT_SIGNATURE
-from export.source import files_sha256, mtime_version
+from export.sources.model_source import files_sha256, mtime_version
 
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from export.errors import ExportError
-from export.features import file_sha256
 from export.options import DEFAULT_SIGNATURE
-from export.source import mtime_version
+from export.publish.features import file_sha256
+from export.sources.model_source import mtime_version
 
 _SUFFIXES = {".h5": "h5", ".hdf5": "h5", ".keras": "keras"}
 # Names Keras makes up for an Input nobody named (Keras 3, Keras 2 functional).

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from export.errors import ExportError
 
 if TYPE_CHECKING:
-    from export.signatures import SignatureInfo
+    from export.checks.signatures import SignatureInfo
 
 FEATURE_PACKAGE = "logic_service.features"
 _FORMATS = {".skops": "skops", ".pkl": "pickle", ".pickle": "pickle"}

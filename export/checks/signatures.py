@@ -13,8 +13,8 @@ from typing import Any
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from export.checks.session_loader import INIT_OP_SIGNATURE
 from export.errors import ExportError
-from export.session_loader import INIT_OP_SIGNATURE
 
 SignatureInfo = dict[str, Any]
 

@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
+from export.checks.signatures import SignatureInfo
 from export.errors import ExportError
-from export.signatures import SignatureInfo
 
 GENERATED_BATCH = 8
 GENERATED_SEED = 0

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from export.checks.signatures import read_saved_model
 from export.errors import ExportError
-from export.signatures import read_saved_model
-from export.source import files_sha256, mtime_version
+from export.sources.model_source import files_sha256, mtime_version
 
 _MANAGED_EXTRA = {
     "tierkit.json",
@@ -58,7 +58,7 @@ class SavedModelSource:
     def load(self) -> None:
         import tensorflow as tf
 
-        from export.session_loader import SessionModel
+        from export.checks.session_loader import SessionModel
 
         tag_sets = [sorted(m.meta_info_def.tags) for m in self.saved_model.meta_graphs]
         if ["serve"] not in tag_sets:

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from export.samples import batch_size
+from export.checks.samples import batch_size
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 # One record per sample row, capped: warmup is about touching every code path
