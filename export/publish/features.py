@@ -10,7 +10,6 @@ drift away from the graph they were trained for.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from export.digests import file_sha256
 from export.errors import ExportError
 
 if TYPE_CHECKING:
@@ -41,14 +41,6 @@ class FeatureArtifact:
     @property
     def file_name(self) -> str:
         return "features.skops" if self.format == "skops" else "features.pkl"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_function(model_name: str) -> str | None:

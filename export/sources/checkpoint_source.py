@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from export.digests import files_sha256
 from export.errors import ExportError
 from export.options import DEFAULT_SIGNATURE
-from export.sources.model_source import files_sha256, mtime_version
+from export.sources.model_source import mtime_version
 
 _KEY = re.compile(r"^[A-Za-z0-9_.\-]+$")
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from export.digests import file_sha256
 from export.errors import ExportError
 from export.options import DEFAULT_SIGNATURE
-from export.publish.features import file_sha256
 from export.sources.model_source import mtime_version
 
 _SUFFIXES = {".h5": "h5", ".hdf5": "h5", ".keras": "keras"}

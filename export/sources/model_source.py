@@ -8,14 +8,11 @@ an existing SavedModel.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-
-from export.publish.features import file_sha256
 
 
 class ModelSource(Protocol):
@@ -45,18 +42,6 @@ class ModelSource(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def files_sha256(files: Mapping[str, Path]) -> str:
-    """One digest over several files: sorted ``label NUL sha256(content) LF`` lines.
-
-    Artifacts that are several files (a checkpoint, a SavedModel directory)
-    still get one reproducible source hash for the manifest.
-    """
-    digest = hashlib.sha256()
-    for label in sorted(files):
-        digest.update(f"{label}\0{file_sha256(files[label])}\n".encode())
-    return digest.hexdigest()
 
 
 def mtime_version(path: Path) -> int:

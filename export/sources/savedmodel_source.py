@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from export.checks.signatures import read_saved_model
+from export.digests import files_sha256
 from export.errors import ExportError
-from export.sources.model_source import files_sha256, mtime_version
+from export.sources.model_source import mtime_version
 
 _MANAGED_EXTRA = {
     "tierkit.json",
