@@ -66,8 +66,10 @@ from graph_service.monitoring import Metrics
 from graph_service.runtime.run_placement import DEFAULT_BUDGET_S, RunPlacement, numeric_elements
 from graph_service.runtime.servable import Servable, SessionOptions
 from graph_service.serving.config_reloader import ConfigReloader
-from graph_service.serving.manager import Manager, ServableHandle, State
+from graph_service.serving.handle import ServableHandle
+from graph_service.serving.manager import Manager
 from graph_service.serving.server_config import ModelServerConfig
+from graph_service.serving.version_state import State
 
 if TYPE_CHECKING:
     from graph_service.batching.batcher import BatchQueue

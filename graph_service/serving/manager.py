@@ -18,7 +18,6 @@ Mirrors TF Serving's AspiredVersionsManager with the AvailabilityPreservingPolic
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
@@ -31,42 +30,12 @@ import grpc
 
 from graph_service.errors import ServingError, not_found
 from graph_service.runtime.servable import Servable
+from graph_service.serving.handle import ServableHandle
+from graph_service.serving.version_state import State, VersionEntry, VersionStatus
 
 log = logging.getLogger("graph_service")
 
-
-class State(enum.IntEnum):
-    """ModelVersionStatus.State values."""
-
-    START = 10
-    LOADING = 20
-    AVAILABLE = 30
-    UNLOADING = 40
-    END = 50
-
-
 _AVAILABLE = State.AVAILABLE  # read on every request (an enum attribute lookup costs more)
-
-
-@dataclass
-class VersionEntry:
-    version: int
-    path: Path
-    state: State = State.START
-    error: ServingError | None = None
-    servable: Servable | None = None
-    handles: int = 0
-    # False once the version ended and left the manager; kept only for status.
-    in_manager: bool = True
-    cancel_load: bool = False
-
-
-@dataclass(frozen=True)
-class VersionStatus:
-    version: int
-    state: State
-    error: ServingError | None
-
 
 # (model, version, event, seconds, error): event is "loaded", "load_failed" or "unloaded".
 EventListener = Callable[[str, int, str, float, "ServingError | None"], None]
@@ -77,29 +46,6 @@ LoadFunction = Callable[[str, int, Path], Servable]
 class _Model:
     aspired: dict[int, Path] = field(default_factory=dict)
     versions: dict[int, VersionEntry] = field(default_factory=dict)
-
-
-class ServableHandle:
-    """A loaded version lent to one request; release it (or use ``with``) when done."""
-
-    __slots__ = ("_entry", "_manager", "servable")
-
-    def __init__(self, manager: Manager, entry: VersionEntry) -> None:
-        self._manager = manager
-        self._entry = entry
-        assert entry.servable is not None
-        self.servable = entry.servable
-
-    def release(self) -> None:
-        if self._entry is not None:
-            self._manager._release(self._entry)
-            self._entry = None  # type: ignore[assignment]
-
-    def __enter__(self) -> Servable:
-        return self.servable
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 class Manager:
@@ -201,7 +147,7 @@ class Manager:
                 request = f"Latest({name})" if version is None else f"Specific({name}, {version})"
                 raise not_found(f"Servable not found for request: {request}")
             entry.handles += 1
-            return ServableHandle(self, entry)
+            return ServableHandle(self._release, entry)
 
     def _release(self, entry: VersionEntry) -> None:
         with self._lock:
