@@ -3,11 +3,12 @@
 Mirrors TF Serving's AspiredVersionsManager with the AvailabilityPreservingPolicy:
 
 - the source says which versions each model *aspires* to (``set_aspired``);
-- one background loader thread takes one action at a time: first unload a
-  version nobody aspires to, but only while an aspired version is serving (or
-  none is aspired at all, or two unaspired ones serve); otherwise load the
-  highest new aspired version. So a new version is loaded (and warmed up) before
-  the old one goes, and a version that fails to load leaves the old one serving;
+- one background loader thread takes one action at a time, the one the pure
+  ``availability_policy.next_action`` names: first unload a version nobody
+  aspires to, but only while an aspired version is serving (or none is aspired
+  at all, or two unaspired ones serve); otherwise load the highest new aspired
+  version. So a new version is loaded (and warmed up) before the old one goes,
+  and a version that fails to load leaves the old one serving;
 - requests hold a ``ServableHandle`` (a reference count) for their whole
   duration; an unloading version leaves the serving set at once, but its session
   is closed only after the last handle is released, so requests in flight
@@ -30,6 +31,7 @@ import grpc
 
 from graph_service.errors import ServingError, not_found
 from graph_service.runtime.servable import Servable
+from graph_service.serving.availability_policy import UNLOAD, VersionSnapshot, next_action
 from graph_service.serving.handle import ServableHandle
 from graph_service.serving.version_state import State, VersionEntry, VersionStatus
 
@@ -241,7 +243,13 @@ class Manager:
                 self._unloader.submit(self._unload, name, entry)
 
     def _next_action(self) -> tuple[str, str, VersionEntry] | None:
-        """AvailabilityPreservingPolicy over all models; called with the lock held."""
+        """The policy's next action over all models; called with the lock held.
+
+        First the bookkeeping TF Serving's manager does before it asks its policy
+        (a re-aspired version that was unloaded gets a fresh entry; an unaspired
+        one that never loaded leaves the manager), then availability_policy decides
+        and the chosen version's state changes here, under the lock.
+        """
         for name in sorted(self._models):
             model = self._models[name]
             for version, entry in list(model.versions.items()):
@@ -256,26 +264,21 @@ class Manager:
                     if entry.state == State.START:
                         entry.state = State.END
                         self._changed.notify_all()
-            live = [e for e in model.versions.values() if e.in_manager]
-            aspired = [e for e in live if e.version in model.aspired]
-            has_aspired_serving = any(e.state == State.AVAILABLE for e in aspired)
-            unaspired_serving = [
-                e for e in live if e.version not in model.aspired and e.state == State.AVAILABLE
-            ]
-            if unaspired_serving and (
-                not aspired or has_aspired_serving or len(unaspired_serving) > 1
-            ):
-                entry = min(unaspired_serving, key=lambda e: e.version)
+            live = {v: e for v, e in model.versions.items() if e.in_manager}
+            action = next_action(
+                VersionSnapshot(v, e.state, v in model.aspired) for v, e in live.items()
+            )
+            if action is None:
+                continue
+            entry = live[action.version]
+            if action.kind == UNLOAD:
                 entry.state = State.UNLOADING  # leaves the serving set right now
                 self._changed.notify_all()
                 return ("unload", name, entry)
-            new = [e for e in aspired if e.state == State.START]
-            if new:
-                entry = max(new, key=lambda e: e.version)
-                entry.state = State.LOADING
-                entry.cancel_load = False
-                self._changed.notify_all()
-                return ("load", name, entry)
+            entry.state = State.LOADING
+            entry.cancel_load = False
+            self._changed.notify_all()
+            return ("load", name, entry)
         return None
 
     def _load_version(self, name: str, entry: VersionEntry) -> None:
