@@ -306,7 +306,8 @@ def _server_cells(model, batching, params_path, expected, workdir, levels, args,
 
 
 def _in_process(model: ModelUnderTest, params, levels, args, cells: list[Cell], measure: bool):
-    from graph_service.runtime.servable import Servable, SessionOptions
+    from graph_service.runtime.servable import Servable
+    from graph_service.runtime.session_options import SessionOptions
 
     servable = Servable.load(model.name, 1, model.version_dir, SessionOptions())
     outputs = (model.output_name,)

@@ -53,7 +53,8 @@ def _stage(spec: NoopSpec):
     scheduler = BatchScheduler(params)
     inputs = {spec.input_name or "x": np.zeros((1, max(spec.features, 1)), np.float32)}
     if spec.stage == "session":
-        from graph_service.runtime.servable import Servable, SessionOptions
+        from graph_service.runtime.servable import Servable
+        from graph_service.runtime.session_options import SessionOptions
 
         servable = Servable.load("bench", 1, spec.model_dir, SessionOptions())
         outputs = (spec.output_name,)

@@ -125,7 +125,7 @@ def read_startup_config(options: ServerOptions) -> StartupConfig:
 
 def _core_options(options: ServerOptions):
     from graph_service.handlers.server_core import CoreOptions
-    from graph_service.runtime.servable import SessionOptions
+    from graph_service.runtime.session_options import SessionOptions
 
     intra = options.tensorflow_intra_op_parallelism or options.tensorflow_session_parallelism
     inter = options.tensorflow_inter_op_parallelism or options.tensorflow_session_parallelism

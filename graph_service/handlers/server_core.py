@@ -64,7 +64,8 @@ from graph_service.inference.prediction import (
 from graph_service.inference.warmup import replay_warmup
 from graph_service.monitoring import Metrics
 from graph_service.runtime.run_placement import DEFAULT_BUDGET_S, RunPlacement, numeric_elements
-from graph_service.runtime.servable import Servable, SessionOptions
+from graph_service.runtime.servable import Servable
+from graph_service.runtime.session_options import SessionOptions
 from graph_service.serving.config_reloader import ConfigReloader
 from graph_service.serving.handle import ServableHandle
 from graph_service.serving.manager import Manager

@@ -12,68 +12,27 @@ need not match its placeholder's static shape.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
-import math
 import threading
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
-from tensorflow.core.protobuf import config_pb2
 
 from graph_service.cpu.load_pacing import no_pacing
 from graph_service.errors import ServingError
 from graph_service.runtime.c_tensors import InputTensors, to_numpy
 from graph_service.runtime.meta_graph_wire import split_meta_graph
 from graph_service.runtime.run_placement import has_value_dependent_ops
+from graph_service.runtime.session_options import RunOptions, SessionOptions, new_session_options
 from graph_service.runtime.tf_c_api import CApiError, Status, TF_Buffer, TF_Output, lib
+from graph_service.runtime.tf_errors import load_error, missing_checkpoint, status_from_tf_error
 
 log = logging.getLogger("graph_service")
-
-# TensorFlow's error codes are gRPC's codes.
-_CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
-
-
-def status_from_tf_error(exc: BaseException) -> ServingError:
-    """Turn a TensorFlow error (C API status or Python OpError) into TF Serving's answer."""
-    if isinstance(exc, CApiError):
-        return ServingError(_CODES.get(exc.code, grpc.StatusCode.UNKNOWN), exc.message)
-    import tensorflow as tf
-
-    if isinstance(exc, tf.errors.OpError):
-        code = _CODES.get(exc.error_code, grpc.StatusCode.UNKNOWN)
-        return ServingError(code, exc.message)
-    return ServingError(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-
-
-@dataclass(frozen=True)
-class SessionOptions:
-    """What the session is created with (from the tensorflow_* flags)."""
-
-    intra_op_parallelism: int = 0
-    inter_op_parallelism: int = 0
-    tags: tuple[str, ...] = ("serve",)
-
-    @property
-    def runs_in_caller_thread(self) -> bool:
-        """Whether runs without a deadline execute their graph on the calling thread.
-
-        With the default pool size (0) a run's ops are handed to TensorFlow's
-        inter-op pool and the caller sleeps until they are done: two thread
-        wake-ups per run, each a chance to wait behind another thread on a busy
-        machine. Running them on the caller (``RunOptions.inter_op_thread_pool
-        = -1``) saves both; concurrent runs still overlap, each on its own
-        request or batch thread, and big ops still use the intra-op pool. A
-        run with a deadline keeps the pool: only then can TensorFlow cancel it
-        while it runs. An explicit pool size (the flag > 0) is kept as given.
-        """
-        return self.inter_op_parallelism == 0
-
 
 # Where a C call runs: the caller's thread by default, or e.g. a low-priority
 # worker's (``LowPriorityWorker.call``) while a version loads and warms up.
@@ -82,52 +41,6 @@ CallIn = Callable[..., Any]
 
 def run_here(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
-
-
-@contextlib.contextmanager
-def _session_options(options: SessionOptions) -> Iterator[int]:
-    """TF_SessionOptions carrying the ConfigProto every session of the server gets."""
-    c = lib()
-    config = config_pb2.ConfigProto(
-        intra_op_parallelism_threads=options.intra_op_parallelism,
-        inter_op_parallelism_threads=options.inter_op_parallelism,
-        allow_soft_placement=True,
-    ).SerializeToString()
-    session_options = c.TF_NewSessionOptions()
-    try:
-        with Status() as status:
-            c.TF_SetConfig(session_options, config, len(config), status.ptr)
-            status.check()
-        yield session_options
-    finally:
-        c.TF_DeleteSessionOptions(session_options)
-
-
-class _RunOptions:
-    """A serialized RunOptions in a TF_Buffer, or nothing (NULL)."""
-
-    __slots__ = ("_buffer", "_data", "address")
-
-    def __init__(self, options: config_pb2.RunOptions | None) -> None:
-        if options is None:
-            self.address = None
-            return
-        self._data = options.SerializeToString()
-        data = ctypes.cast(ctypes.c_char_p(self._data), ctypes.c_void_p)
-        self._buffer = TF_Buffer(data, len(self._data), None)
-        self.address = ctypes.addressof(self._buffer)
-
-    @classmethod
-    def for_run(cls, timeout_s: float | None, caller_thread: bool) -> _RunOptions:
-        if timeout_s is not None:
-            millis = max(1, math.ceil(timeout_s * 1000))
-            return cls(config_pb2.RunOptions(timeout_in_ms=millis))
-        return _IN_CALLER_THREAD if caller_thread else _DEFAULT_RUN
-
-
-# Shared by every run they fit: TensorFlow only reads the buffer.
-_DEFAULT_RUN = _RunOptions(None)
-_IN_CALLER_THREAD = _RunOptions(config_pb2.RunOptions(inter_op_thread_pool=-1))
 
 
 @dataclass(frozen=True)
@@ -188,7 +101,7 @@ class Servable:
         c = lib()
         graph = c.TF_NewGraph()
         try:
-            with _session_options(options) as session_options, Status() as status:
+            with new_session_options(options) as session_options, Status() as status:
                 session = c.TF_NewSession(graph, session_options, status.ptr)
                 status.check()
                 c.TF_CloseSession(session, status.ptr)
@@ -215,13 +128,13 @@ class Servable:
         (load_pacing.py).
         """
         c = lib()
-        load_run = _RunOptions.for_run(None, options.runs_in_caller_thread)
+        load_run = RunOptions.for_run(None, options.runs_in_caller_thread)
         tags = (ctypes.c_char_p * len(options.tags))(*(t.encode() for t in options.tags))
         graph = c.TF_NewGraph()
         meta_buffer = c.TF_NewBuffer()
         try:
             pace()
-            with _session_options(options) as session_options, Status() as status:
+            with new_session_options(options) as session_options, Status() as status:
                 pace()  # each short ctypes call above let the loader keep the GIL
                 session = call(
                     c.TF_LoadSessionFromSavedModel,
@@ -233,14 +146,14 @@ class Servable:
             meta_graph, value_dependent_ops = _read_meta_graph(meta_buffer.contents, pace)
         except CApiError as exc:
             c.TF_DeleteGraph(graph)
-            raise _load_error(path, exc) from None
+            raise load_error(path, exc) from None
         finally:
             c.TF_DeleteBuffer(meta_buffer)
         servable = cls(
             name, version, path, session, graph, meta_graph, options.runs_in_caller_thread,
             value_dependent_ops,
         )
-        missing = _missing_checkpoint(path, meta_graph)
+        missing = missing_checkpoint(path, meta_graph)
         if missing is not None:
             servable.close()
             raise missing
@@ -264,7 +177,7 @@ class Servable:
         plan = self._plans.get(key) or self._plan(key)
         c = lib()
         fetched = (ctypes.c_void_p * len(plan.fetches))()
-        run_options = _RunOptions.for_run(timeout_s, self._caller_thread)
+        run_options = RunOptions.for_run(timeout_s, self._caller_thread)
         inputs = InputTensors(values)
         try:
             with Status() as status:
@@ -361,53 +274,3 @@ def _read_meta_graph(buffer: TF_Buffer, pace: Callable[[], None]) -> tuple[Any, 
     meta_graph, graph_def = split_meta_graph(view)
     pace()
     return meta_graph, has_value_dependent_ops(graph_def, pace)
-
-
-def _load_error(path: Path, exc: CApiError) -> ServingError:
-    """The C++ loader's status (TF Serving's own code and text), saying where.
-
-    Its text does not always name the file (a truncated saved_model.pb reads
-    "Read less bytes than requested", OUT_OF_RANGE); only on this failure path
-    is the graph file parsed again here, to say so.
-    """
-    error = status_from_tf_error(exc)
-    if str(path) in error.message:
-        return error
-    where = path
-    if "saved_model.pb" not in error.message and not _graph_file_parses(path):
-        where = path / "saved_model.pb"
-    return ServingError(error.code, f"Failed to load SavedModel at {where}: {error.message}")
-
-
-def _missing_checkpoint(path: Path, meta_graph) -> ServingError | None:
-    """A graph that restores variables, published without them, is refused here.
-
-    TF's C++ loader (so TF Serving too) treats a missing ``variables/`` as "no
-    variables; no checkpoints were restored", makes the version AVAILABLE and then
-    fails every request on it with FAILED_PRECONDITION (uninitialized variables).
-    A half-copied or damaged version must instead fail its load, so the version
-    already serving keeps the traffic.
-    """
-    if not meta_graph.saver_def.restore_op_name:
-        return None
-    index = path / "variables" / "variables.index"
-    if index.is_file():
-        return None
-    return ServingError(
-        grpc.StatusCode.DATA_LOSS,
-        f"Failed to load SavedModel at {path}: its graph restores variables "
-        f"({meta_graph.saver_def.restore_op_name}) but {index} does not exist",
-    )
-
-
-def _graph_file_parses(path: Path) -> bool:
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    graph_file = path / "saved_model.pb"
-    if not graph_file.is_file():
-        return True  # nothing to blame it on (a .pbtxt export, or no graph at all)
-    try:
-        saved_model_pb2.SavedModel.FromString(graph_file.read_bytes())
-    except Exception:
-        return False
-    return True

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from graph_service.cpu.load_pacing import Pacer
 from graph_service.inference.warmup import replay_warmup
-from graph_service.runtime.servable import Servable, SessionOptions, run_here
+from graph_service.runtime.servable import Servable, run_here
+from graph_service.runtime.session_options import SessionOptions
 
 
 def test_a_pacer_sleeps_only_once_its_slice_is_used_up() -> None:

@@ -23,7 +23,8 @@ from graph_service.runtime.run_placement import (
     RunPlacement,
     numeric_elements,
 )
-from graph_service.runtime.servable import Servable, SessionOptions
+from graph_service.runtime.servable import Servable
+from graph_service.runtime.session_options import SessionOptions
 
 LINUX = sys.platform.startswith("linux")
 FAST, SLOW, SLOW_BY_FAR = 0.0001, 0.002, 0.01  # seconds, against the 0.5 ms budget

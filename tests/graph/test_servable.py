@@ -20,7 +20,8 @@ import tensorflow as tf
 
 from graph_service.cpu.low_priority import LowPriorityWorker
 from graph_service.errors import ServingError
-from graph_service.runtime.servable import Servable, SessionOptions
+from graph_service.runtime.servable import Servable
+from graph_service.runtime.session_options import SessionOptions
 
 LINUX = sys.platform.startswith("linux")
 SCHED_IDLE = getattr(os, "SCHED_IDLE", 5)
