@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_graph_cli
+from support.graph_tier import run_graph_cli
 
 from graph_service.flags import FlagError, parse_flags, parse_grpc_channel_arguments
 from graph_service.serving.server_config import single_model_config, validate_config

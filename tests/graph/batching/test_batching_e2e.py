@@ -18,8 +18,9 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from conftest import GraphServer, model_states, run_graph_cli, start_graph_server, wait_for
-from model_zoo import publish_version
+from support.graph_tier import GraphServer, model_states, run_graph_cli, start_graph_server
+from support.model_zoo import publish_version
+from support.waiting import wait_for
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 MAX_BATCH = 8

@@ -6,7 +6,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_zoo import KERAS_WEIGHTS
+from support.model_zoo import KERAS_WEIGHTS
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     predict_pb2,

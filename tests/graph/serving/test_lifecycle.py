@@ -16,8 +16,9 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import model_states, start_graph_server, wait_for
-from model_zoo import corrupt_saved_model, publish_version
+from support.graph_tier import model_states, start_graph_server
+from support.model_zoo import corrupt_saved_model, publish_version
+from support.waiting import wait_for
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_management_pb2,

@@ -15,7 +15,8 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from conftest import METRICS_PATH, start_graph_server, wait_for
+from support.graph_tier import METRICS_PATH, start_graph_server
+from support.waiting import wait_for
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from graph_service.inference.tensor_proto import to_proto

@@ -10,7 +10,7 @@ import json
 
 import httpx
 import pytest
-from conftest import start_graph_server
+from support.graph_tier import start_graph_server
 
 CONFIG = """
 model_config_list {{
