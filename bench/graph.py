@@ -53,7 +53,7 @@ from bench.load_client import LoadGenerator, LoadResult, LoadSpec
 from bench.noop_servers import NoopServers, NoopSpec
 from bench.paired_ceiling import PairedResult, measure_pairs
 from bench.version_load import VersionLoadResult, measure_busy_core, measure_version_load
-from graph_service.batching_config import load_batching_parameters
+from graph_service.batching.batching_config import load_batching_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = DocsSection("bench-graph", "## Graph tier: figures")
@@ -306,7 +306,8 @@ def _server_cells(model, batching, params_path, expected, workdir, levels, args,
 
 
 def _in_process(model: ModelUnderTest, params, levels, args, cells: list[Cell], measure: bool):
-    from graph_service.servable import Servable, SessionOptions
+    from graph_service.runtime.servable import Servable
+    from graph_service.runtime.session_options import SessionOptions
 
     servable = Servable.load(model.name, 1, model.version_dir, SessionOptions())
     outputs = (model.output_name,)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graph_service.servable import Servable, SessionOptions
+from graph_service.runtime.servable import Servable
+from graph_service.runtime.session_options import SessionOptions
 
 SIGNATURE = "serving_default"
 STAND_IN_FEATURES = 40

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import numpy as np
 
 from bench.load_client import LoadResult
-from graph_service.batcher import BatchScheduler
-from graph_service.batching_config import BatchingParameters
+from graph_service.batching.batcher import BatchScheduler
+from graph_service.batching.batching_config import BatchingParameters
 
 Predict = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 

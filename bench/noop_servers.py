@@ -46,14 +46,15 @@ def _stage(spec: NoopSpec):
         return None
     import numpy as np
 
-    from graph_service.batcher import BatchScheduler
-    from graph_service.batching_config import parse_batching_parameters
+    from graph_service.batching.batcher import BatchScheduler
+    from graph_service.batching.batching_config import parse_batching_parameters
 
     params = parse_batching_parameters(spec.batching_parameters)
     scheduler = BatchScheduler(params)
     inputs = {spec.input_name or "x": np.zeros((1, max(spec.features, 1)), np.float32)}
     if spec.stage == "session":
-        from graph_service.servable import Servable, SessionOptions
+        from graph_service.runtime.servable import Servable
+        from graph_service.runtime.session_options import SessionOptions
 
         servable = Servable.load("bench", 1, spec.model_dir, SessionOptions())
         outputs = (spec.output_name,)
@@ -144,8 +145,8 @@ def _helpers_as_the_server_runs_them() -> None:
     """
     import threading
 
+    from graph_service.cpu.helper_threads import yield_to_loop
     from graph_service.flags import ServerOptions
-    from graph_service.helper_threads import yield_to_loop
 
     if ServerOptions().batch_class_helper_threads:
         yield_to_loop(threading.get_native_id())

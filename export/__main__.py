@@ -56,23 +56,23 @@ def _export(args: argparse.Namespace) -> int:
     options = _options(args)
     progress = Progress(quiet=options.quiet)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from export.source import ModelSource
+    from export.sources.model_source import ModelSource
 
     source: ModelSource
     if args.command == "keras":
-        from export.keras_source import KerasSource
+        from export.sources.keras_source import KerasSource
 
         source = KerasSource(args.model)  # checks the file before the slow TensorFlow import
     progress.step("starting TensorFlow")
     _quiet_tensorflow()
     if args.command == "checkpoint":
-        from export.checkpoint_source import CheckpointSource, parse_tensor_map
+        from export.sources.checkpoint_source import CheckpointSource, parse_tensor_map
 
         inputs = parse_tensor_map(args.input, "--input")
         outputs = parse_tensor_map(args.output, "--output")
         source = CheckpointSource(args.meta, args.ckpt, inputs, outputs)
     elif args.command == "savedmodel":
-        from export.savedmodel_source import SavedModelSource
+        from export.sources.savedmodel_source import SavedModelSource
 
         source = SavedModelSource(args.directory)
     from export.pipeline import run_export
@@ -95,7 +95,7 @@ def _latest_version(directory: Path) -> Path:
 
 def _inspect(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from export.signatures import describe_saved_model, render_text
+    from export.checks.signatures import describe_saved_model, render_text
 
     description = describe_saved_model(_latest_version(args.directory))
     if args.json:

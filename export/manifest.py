@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from export import TOOL_NAME, __version__
-from export.features import file_sha256
+from export.digests import file_sha256
 
 MANIFEST_FORMAT = "tierkit.manifest/1"
 MANIFEST_FILE = "tierkit.json"

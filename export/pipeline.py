@@ -12,17 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from export.checks.parity import compare_outputs
+from export.checks.samples import batch_size, generate_arrays, read_sample_file, sample_arrays
+from export.checks.signatures import SignatureInfo, serving_signatures
 from export.errors import ExportError
-from export.features import copy_artifact, resolve_features, signature_input
 from export.manifest import EXTRA_DIR, build_manifest, saved_model_files, write_manifest
 from export.options import DEFAULT_SIGNATURE, ExportOptions
-from export.parity import compare_outputs
 from export.progress import Progress
-from export.repository import VersionSlot
-from export.samples import batch_size, generate_arrays, read_sample_file, sample_arrays
-from export.signatures import SignatureInfo, serving_signatures
-from export.source import ModelSource
-from export.warmup import WARMUP_FILE, write_warmup
+from export.publish.features import copy_artifact, resolve_features, signature_input
+from export.publish.repository import VersionSlot
+from export.publish.warmup import WARMUP_FILE, write_warmup
+from export.sources.model_source import ModelSource
 
 
 def _first_line(exc: BaseException) -> str:
@@ -126,7 +126,7 @@ def _run_original(source: ModelSource, signature_name: str, samples: dict[str, A
 
 
 def _run_exported(directory: Path, signature_name: str, samples: dict[str, Any]) -> Any:
-    from export.session_loader import SessionModel
+    from export.checks.session_loader import SessionModel
 
     try:
         with SessionModel(directory) as exported:

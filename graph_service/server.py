@@ -28,7 +28,7 @@ from graph_service.monitoring import (
     PrometheusSettings,
     load_monitoring_config,
 )
-from graph_service.server_config import (
+from graph_service.serving.server_config import (
     ConfigFileError,
     ModelServerConfig,
     read_model_server_config,
@@ -103,7 +103,7 @@ def read_startup_config(options: ServerOptions) -> StartupConfig:
             raise StartupError(str(exc)) from None
     batching = None
     if options.enable_batching:
-        from graph_service.batching_config import (
+        from graph_service.batching.batching_config import (
             load_batching_parameters,
             server_default_batching_parameters,
         )
@@ -124,8 +124,8 @@ def read_startup_config(options: ServerOptions) -> StartupConfig:
 
 
 def _core_options(options: ServerOptions):
-    from graph_service.servable import SessionOptions
-    from graph_service.server_core import CoreOptions
+    from graph_service.handlers.server_core import CoreOptions
+    from graph_service.runtime.session_options import SessionOptions
 
     intra = options.tensorflow_intra_op_parallelism or options.tensorflow_session_parallelism
     inter = options.tensorflow_inter_op_parallelism or options.tensorflow_session_parallelism
@@ -154,7 +154,7 @@ def _core_options(options: ServerOptions):
 def _make_batcher(startup: StartupConfig, metrics: Metrics):
     if startup.batching is None:
         return None
-    from graph_service.batcher import BatchScheduler
+    from graph_service.batching.batcher import BatchScheduler
 
     def on_batch(record) -> None:
         model, _version, signature = record.key[0], record.key[1], record.key[2]
@@ -207,8 +207,8 @@ def _add_grpc_listeners(grpc_server, options: ServerOptions) -> int:
 
 async def serve(startup: StartupConfig) -> int:
     """Run until SIGTERM/SIGINT; returns the process exit code."""
-    from graph_service.grpc_api import create_grpc_server
-    from graph_service.server_core import ServerCore
+    from graph_service.api.grpc_api import create_grpc_server
+    from graph_service.handlers.server_core import ServerCore
 
     options = startup.options
     loop = asyncio.get_running_loop()
@@ -223,7 +223,7 @@ async def serve(startup: StartupConfig) -> int:
     await loop.run_in_executor(None, core.start, startup.model_server_config)
     if options.model_config_file:
         core.configs.remember_file(options.model_config_file)
-    from graph_service.heap_freeze import freeze_after_startup
+    from graph_service.cpu.heap_freeze import freeze_after_startup
 
     freeze_after_startup()  # before serving: a full collection would stall requests
 
@@ -251,7 +251,7 @@ async def serve(startup: StartupConfig) -> int:
         rest_server, rest_task = await _start_rest(startup, core, metrics, rest_socket)
 
     if options.batch_class_helper_threads:
-        from graph_service.helper_threads import yield_to_loop
+        from graph_service.cpu.helper_threads import yield_to_loop
 
         # After both front ends started: grpcio's threads exist now.
         moved = yield_to_loop(threading.get_native_id())
@@ -283,7 +283,7 @@ async def serve(startup: StartupConfig) -> int:
 async def _start_rest(startup: StartupConfig, core, metrics: Metrics, sock: socket.socket):
     options = startup.options
     try:
-        from graph_service.rest_api import create_rest_app
+        from graph_service.api.rest_api import create_rest_app
     except ImportError as exc:  # the REST front end is optional in a partial checkout
         log.error("REST API not available (%s); serving gRPC only", exc)
         sock.close()

@@ -120,7 +120,7 @@ def create_app(settings: LogicSettings | None = None, configure_logs: bool = Tru
         # With FastAPI, pydantic, scikit-learn and pandas imported a full collection
         # walks ~200,000 objects (144 ms measured): frozen objects are never scanned,
         # so collections see only what requests allocate (as graph_service does,
-        # see graph_service/heap_freeze.py).
+        # see graph_service/cpu/heap_freeze.py).
         gc.collect()
         gc.freeze()
         try:

@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ import httpx
 import pytest
 from engine_sandbox import Engine
 from stack_load import LoadLoop, Outcome
+from support.ports import free_port
 
 from logic_service.features.ctr import EXAMPLE_REQUEST
 
@@ -50,12 +50,6 @@ RECOVER_TIMEOUT_S = 180
 FIRST_REPLICAS = 2
 RECOVERED_STREAK = 60  # unbroken 200s that show every replica serves again
 REPLICAS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _versions(model_dir: Path) -> list[int]:
@@ -222,7 +216,7 @@ def stack(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         workdir / "serving_models" / "ctr" / str(first + 1),
     )
     assert "num_versions: 1" in (workdir / "models.config").read_text()
-    port = _free_port()
+    port = free_port()
     env = engine.env() | {
         "COMPOSE_PROJECT_NAME": f"tierkit-test-{uuid.uuid4().hex[:8]}",
         "TIERKIT_STACK_HTTP_PORT": str(port),

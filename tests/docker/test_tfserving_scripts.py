@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 from docker_stack_files import ROOT, TFSERVING_SCRIPTS, service
 from google.protobuf import text_format
+from support.ports import free_port
 from tensorflow_serving.config import model_server_config_pb2
 
 ENTRYPOINT = TFSERVING_SCRIPTS / "entrypoint.sh"
@@ -44,12 +44,6 @@ TWO_MODELS = ONE_MODEL.replace(
     '\n  config { name: "ctr_copy" base_path: "serving_models/ctr_copy"'
     ' model_platform: "tensorflow" }\n}\n',
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _parse(text: str) -> model_server_config_pb2.ModelServerConfig:
@@ -156,7 +150,7 @@ def graph_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphTier]:
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m graph_service "$@"\n')
     launcher.chmod(0o755)
 
-    grpc_port, rest_port = _free_port(), _free_port()
+    grpc_port, rest_port = free_port(), free_port()
     overrides = {
         "port": str(grpc_port),
         "rest_api_port": str(rest_port),
@@ -218,7 +212,7 @@ def test_healthcheck_fails_for_a_model_the_server_does_not_have(
 
 
 def test_healthcheck_fails_when_nothing_answers(tmp_path: Path) -> None:
-    (tmp_path / "rest_api_port").write_text(f"{_free_port()}\n")
+    (tmp_path / "rest_api_port").write_text(f"{free_port()}\n")
     (tmp_path / "models.config").write_text(ONE_MODEL)
     check = _healthcheck(tmp_path)
     assert check.returncode == 1

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_graph_cli
+from support.graph_tier import run_graph_cli
 
 from graph_service.flags import FlagError, parse_flags, parse_grpc_channel_arguments
-from graph_service.server_config import single_model_config, validate_config
+from graph_service.serving.server_config import single_model_config, validate_config
 
 
 def test_flag_spellings_and_defaults():

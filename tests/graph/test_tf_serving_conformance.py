@@ -39,15 +39,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import (
-    ROOT,
-    GraphServer,
-    free_port,
-    graph_env,
-    run_graph_cli,
-    start_graph_server,
-    wait_for,
-)
+from support.graph_tier import ROOT, GraphServer, graph_env, run_graph_cli, start_graph_server
+from support.ports import free_port
+from support.waiting import wait_for
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from e2e.conftest import GraphTier, Process, free_port, wait_until
 from e2e.ctr_versions import publish_tensor_model, publish_version
-from graph.model_zoo import build_slow
 from logic.ctr_artifacts import fitted_transformer
+from support.model_zoo import build_slow
 
 from graph_service.command import graph_service_command
 from logic_service.features import ctr

@@ -1,0 +1,21 @@
+"""docs/export.md's layout table names every module of the package, and only those."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_layout_table_lists_every_module():
+    package = ROOT / "export"
+    modules = {
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py" or p.parent == package
+    }
+    text = (ROOT / "docs" / "export.md").read_text()
+    table = text[text.index("## Layout") : text.index("## What an export does, in order")]
+    listed = set(re.findall(r"^\| `([\w/]+\.py)` \|", table, flags=re.M))
+    assert listed == modules, {"missing": modules - listed, "gone": listed - modules}

@@ -1,0 +1,35 @@
+"""Polling until something is true, with a message that says what never happened."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    message: str = "condition",
+) -> T:
+    """Poll ``condition`` until it returns a truthy value (returned); fail after ``timeout``.
+
+    Exceptions raised by ``condition`` count as "not yet" and the last one is
+    reported on timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # not ready yet
+            last_error = exc
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}{detail}")
+        time.sleep(interval)
