@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from graph_service.version_policy import aspired_versions
+from graph_service.serving.version_policy import aspired_versions
 from logic_service.pinning.models_config import (
     base_dir_of,
     effective_config,
