@@ -67,6 +67,8 @@ class ServerOptions:
     monitoring_config_file: str = ""
     remove_unused_fields_from_bundle_metagraph: bool = True
     prefer_tflite_model: bool = False
+    # The flag's name in TF Serving before 2.3 (its test base still passes it).
+    use_tflite_model: bool = False
     num_tflite_pools: int = 1
     num_tflite_interpreters_per_pool: int = 1
     enable_signature_method_name_check: bool = False
@@ -101,9 +103,6 @@ IGNORED_FLAGS = frozenset(
         "platform_config_file",
         "per_process_gpu_memory_fraction",
         "remove_unused_fields_from_bundle_metagraph",
-        "prefer_tflite_model",
-        "num_tflite_pools",
-        "num_tflite_interpreters_per_pool",
         "xla_cpu_compilation_enabled",
         "enable_profiler",
         "thread_pool_factory_config_file",
@@ -195,6 +194,8 @@ def _validate(options: ServerOptions) -> None:
         raise FlagError("model_config_file_poll_wait_seconds must be >= 0")
     if options.max_num_load_retries < 0:
         raise FlagError("max_num_load_retries must be >= 0")
+    if options.num_tflite_pools < 1 or options.num_tflite_interpreters_per_pool < 1:
+        raise FlagError("num_tflite_pools and num_tflite_interpreters_per_pool must be >= 1")
     if options.rest_api_timeout_in_ms < 0:
         raise FlagError("rest_api_timeout_in_ms must be >= 0")
     if options.port == options.rest_api_port and options.port != 0:

@@ -148,7 +148,17 @@ def _core_options(options: ServerOptions):
         request_threads=max(4, 2 * (os.cpu_count() or 1)),
         split_cores_for_loads=options.split_cores_for_loads,
         batch_class_helper_threads=options.batch_class_helper_threads,
+        prefer_tflite_model=options.prefer_tflite_model or options.use_tflite_model,
+        tflite_pool_size=_tflite_pool_size(options),
     )
+
+
+def _tflite_pool_size(options: ServerOptions) -> int:
+    """Interpreters per TF Lite version: TF Serving's pools x interpreters, at least one
+    per CPU this process may use, so concurrent requests never queue behind one
+    interpreter while a core idles (they are created only when requests overlap)."""
+    configured = options.num_tflite_pools * options.num_tflite_interpreters_per_pool
+    return max(configured, len(os.sched_getaffinity(0)))
 
 
 def _make_batcher(startup: StartupConfig, metrics: Metrics):

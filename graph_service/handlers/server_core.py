@@ -104,6 +104,10 @@ class CoreOptions:
     split_cores_for_loads: bool = True
     # Pool threads started later are batch-class too (helper_threads.py).
     batch_class_helper_threads: bool = True
+    # Serve a version's model.tflite when it has one (runtime/tflite_servable.py),
+    # with at most this many interpreters per version.
+    prefer_tflite_model: bool = False
+    tflite_pool_size: int = 1
 
 
 class ServerCore:
@@ -130,6 +134,8 @@ class ServerCore:
             enable_model_warmup=options.enable_model_warmup,
             num_request_iterations_for_warmup=options.num_request_iterations_for_warmup,
             split_cores_for_loads=options.split_cores_for_loads,
+            prefer_tflite_model=options.prefer_tflite_model,
+            tflite_pool_size=options.tflite_pool_size,
         )
         self.manager = Manager(
             self._loader.load,
