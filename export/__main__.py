@@ -49,6 +49,11 @@ def _options(args: argparse.Namespace) -> ExportOptions:
         sample=args.sample,
         atol=args.atol,
         quiet=args.quiet,
+        quantize=args.quantize,
+        quantize_atol=args.quantize_atol,
+        calibration=args.calibration,
+        eval=args.eval,
+        max_metric_drop=args.max_metric_drop,
     )
 
 

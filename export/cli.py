@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from export.manifest import DEFAULT_API_VERSION
-from export.options import DEFAULT_ATOL, DEFAULT_REPOSITORY
+from export.options import (
+    DEFAULT_ATOL,
+    DEFAULT_QUANTIZE_ATOL,
+    DEFAULT_REPOSITORY,
+    QUANTIZE_MODES,
+)
 
 PROG = "python -m export"
 
@@ -139,7 +144,51 @@ def _common_export_options() -> argparse.ArgumentParser:
         help="largest allowed absolute difference between original and export "
         "(default: %(default)g)",
     )
+    _quantize_options(common)
     return common
+
+
+def _quantize_options(common: argparse.ArgumentParser) -> None:
+    """--quantize and its checks (export/publish/quantize.py)."""
+    group = common.add_argument_group(
+        "compression (a model.tflite beside the SavedModel, served by "
+        "--prefer_tflite_model=true)"
+    )
+    group.add_argument(
+        "--quantize",
+        choices=QUANTIZE_MODES,
+        metavar="MODE",
+        help="float16 (float16 weights), dynamic (int8 weights) or int8 (int8 weights and "
+        "activations, calibrated on --calibration or the samples)",
+    )
+    group.add_argument(
+        "--quantize-atol",
+        type=float,
+        metavar="X",
+        help="largest allowed absolute difference between the SavedModel and the TF Lite "
+        "model on the samples (default per mode: "
+        + ", ".join(f"{m} {t:g}" for m, t in DEFAULT_QUANTIZE_ATOL.items())
+        + ")",
+    )
+    group.add_argument(
+        "--calibration",
+        type=Path,
+        metavar="FILE.json",
+        help="rows that set int8 ranges, in --sample's layout (default: the samples)",
+    )
+    group.add_argument(
+        "--eval",
+        type=Path,
+        metavar="FILE.json",
+        help='labelled rows: --sample\'s layout plus "labels"; the metric delta (AUC and '
+        "log loss, accuracy, or MAE) goes into the manifest",
+    )
+    group.add_argument(
+        "--max-metric-drop",
+        type=float,
+        metavar="X",
+        help="refuse to publish when the quantized model's metric drops by more than X on --eval",
+    )
 
 
 def build_parser() -> ExportArgumentParser:

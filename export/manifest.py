@@ -50,8 +50,9 @@ def build_manifest(
     parity: dict[str, Any],
     warmup_records: int,
     api_version: str = DEFAULT_API_VERSION,
+    compression: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    manifest = {
         "format": MANIFEST_FORMAT,
         "name": name,
         "version": version,
@@ -66,6 +67,9 @@ def build_manifest(
         "parity": parity,
         "warmup": {"records": warmup_records},
     }
+    if compression is not None:  # --quantize: the model.tflite beside the SavedModel
+        manifest["compression"] = compression
+    return manifest
 
 
 def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> Path:

@@ -21,6 +21,9 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_REPOSITORY = Path("serving_models")
 DEFAULT_ATOL = 1e-5
 DEFAULT_SIGNATURE = "serving_default"
+# --quantize modes and their default --quantize-atol (publish/quantize.py says why).
+DEFAULT_QUANTIZE_ATOL = {"float16": 1e-3, "dynamic": 2e-2, "int8": 5e-2}
+QUANTIZE_MODES = tuple(DEFAULT_QUANTIZE_ATOL)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,12 @@ class ExportOptions:
     sample: Path | None = None
     atol: float = DEFAULT_ATOL
     quiet: bool = False
+    # --quantize MODE (publish/quantize.py): a model.tflite beside the SavedModel.
+    quantize: str | None = None
+    quantize_atol: float | None = None  # None: the mode's default
+    calibration: Path | None = None  # int8 ranges; None: the samples
+    eval: Path | None = None  # labelled rows: the quantized model's metric delta
+    max_metric_drop: float | None = None
 
     def __post_init__(self) -> None:
         check_model_name(self.name)
@@ -46,11 +55,43 @@ class ExportOptions:
             raise ExportError(f"--version must be a non-negative integer, got {self.version}")
         if not self.atol >= 0:  # also rejects NaN
             raise ExportError(f"--atol must be a non-negative number, got {self.atol}")
+        self._check_quantize()
         if not re.match(API_VERSION_PATTERN, self.api_version):
             raise ExportError(
                 f"--api-version {self.api_version!r} is not an API version: use v1, v2, ... "
                 "(v and a number from 1 to 9999)"
             )
+
+
+    def _check_quantize(self) -> None:
+        if self.quantize is None:
+            for flag, value in (
+                ("--quantize-atol", self.quantize_atol), ("--calibration", self.calibration),
+                ("--eval", self.eval), ("--max-metric-drop", self.max_metric_drop),
+            ):
+                if value is not None:
+                    raise ExportError(f"{flag} needs --quantize MODE")
+            return
+        if self.quantize not in QUANTIZE_MODES:
+            raise ExportError(
+                f"--quantize {self.quantize!r}: use one of {', '.join(QUANTIZE_MODES)}"
+            )
+        if self.quantize_atol is not None and not self.quantize_atol >= 0:
+            raise ExportError(
+                f"--quantize-atol must be a non-negative number, got {self.quantize_atol}"
+            )
+        if self.max_metric_drop is not None:
+            if self.eval is None:
+                raise ExportError("--max-metric-drop needs --eval FILE (labelled rows to score)")
+            if not self.max_metric_drop >= 0:
+                raise ExportError(
+                    f"--max-metric-drop must be a non-negative number, got {self.max_metric_drop}"
+                )
+        if self.calibration is not None and self.quantize != "int8":
+            raise ExportError("--calibration sets int8 ranges: it needs --quantize int8")
+        for flag, path in (("--calibration", self.calibration), ("--eval", self.eval)):
+            if path is not None and not path.is_file():
+                raise ExportError(f"{flag} {path}: no such file")
 
 
 def check_model_name(name: str) -> str:

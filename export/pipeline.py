@@ -20,6 +20,7 @@ from export.manifest import EXTRA_DIR, build_manifest, saved_model_files, write_
 from export.options import DEFAULT_SIGNATURE, ExportOptions
 from export.progress import Progress
 from export.publish.features import copy_artifact, resolve_features, signature_input
+from export.publish.quantize import QuantizeRequest, quantize, tolerance
 from export.publish.repository import VersionSlot
 from export.publish.warmup import WARMUP_FILE, write_warmup
 from export.sources.model_source import ModelSource
@@ -51,6 +52,8 @@ def run_export(source: ModelSource, options: ExportOptions, progress: Progress) 
         options.features, options.feature_function, options.input_schema, options.name
     )
     request = read_sample_file(options.sample) if options.sample is not None else None
+    calibration = read_sample_file(options.calibration) if options.calibration else None
+    evaluation = read_sample_file(options.eval) if options.eval else None
     version = options.version if options.version is not None else source.default_version()
     slot = VersionSlot(options.repo, options.name, version, options.force)
     slot.check()
@@ -88,6 +91,12 @@ def run_export(source: ModelSource, options: ExportOptions, progress: Progress) 
             )
             progress.step(f"parity ok: max abs diff {parity.max_abs_diff:.3g} <= {options.atol:g}")
 
+            compression = None
+            if options.quantize is not None:
+                compression = _quantize(
+                    slot.tmp_dir, signature_name, signature, samples, calibration, evaluation,
+                    options, progress,
+                )
             extra = slot.tmp_dir / EXTRA_DIR
             progress.step(f"writing warmup requests to {EXTRA_DIR}/{WARMUP_FILE}")
             records = write_warmup(extra / WARMUP_FILE, options.name, signature_name, samples)
@@ -106,12 +115,44 @@ def run_export(source: ModelSource, options: ExportOptions, progress: Progress) 
                 parity=parity.as_manifest(),
                 warmup_records=records,
                 api_version=options.api_version,
+                compression=compression,
             )
             write_manifest(slot.tmp_dir, manifest)
             progress.step(f"publishing {slot.final_dir}")
             return slot.publish()
     finally:
         source.close()
+
+
+def _quantize(
+    directory: Path,
+    signature_name: str,
+    signature: SignatureInfo,
+    samples: dict[str, Any],
+    calibration: Any,
+    evaluation: Any,
+    options: ExportOptions,
+    progress: Progress,
+) -> dict[str, Any]:
+    """``--quantize``: model.tflite written and checked; its manifest entry."""
+    from export.checks.session_loader import SessionModel
+
+    assert options.quantize is not None
+    saved_model_bytes = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    request = QuantizeRequest(
+        mode=options.quantize,
+        atol=tolerance(options.quantize, options.quantize_atol),
+        calibration=sample_arrays(calibration, signature) if calibration else samples,
+        evaluation=sample_arrays(evaluation, signature) if evaluation else None,
+        eval_path=options.eval,
+        max_metric_drop=options.max_metric_drop,
+    )
+    with SessionModel(directory) as exported:
+        result = quantize(
+            directory, signature_name, request, samples,
+            lambda inputs: exported.run(signature_name, inputs), progress,
+        )
+    return result.as_manifest(request, saved_model_bytes)
 
 
 def _run_original(source: ModelSource, signature_name: str, samples: dict[str, Any]) -> Any:

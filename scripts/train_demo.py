@@ -12,6 +12,9 @@ Writes into --out (default .demo/):
   model.h5              Keras model, legacy HDF5 (input "features", output "score")
   ctr_features.skops    the fitted transformer (skops.io.dump)
   ctr_sample.json       a TF Serving columnar request of transformed rows (parity/warmup)
+  ctr_calibration.json  256 training rows, same layout (int8 ranges: export --calibration)
+  ctr_eval.json         the held-out rows with their labels (export --eval: a quantized
+                        version's metric delta)
 
 Usage: python scripts/train_demo.py [--out DIR] [--rows N] [--seed S]
 """
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 
 REFERENCE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
+CALIBRATION_ROWS = 256  # rows that set int8 ranges: enough to see each feature's spread
 SAMPLE_ROWS = 8
 
 # Categorical vocabularies with popularity weights and an effect on the click logit.
@@ -174,15 +178,30 @@ def train(out: Path, rows: int, seed: int) -> dict[str, Path]:
         "model": out / "model.h5",
         "features": out / "ctr_features.skops",
         "sample": out / "ctr_sample.json",
+        "calibration": out / "ctr_calibration.json",
+        "eval": out / "ctr_eval.json",
     }
     skops.io.dump(transformer, paths["features"])
     rows_for_sample = features[:SAMPLE_ROWS]
     sample = {"inputs": {"features": [[float(v) for v in row] for row in rows_for_sample]}}
     paths["sample"].write_text(json.dumps(sample) + "\n")
+    calibration = {"inputs": {"features": _rows(features[: min(split, CALIBRATION_ROWS)])}}
+    paths["calibration"].write_text(json.dumps(calibration) + "\n")
+    held_out = (features[split:], labels[split:]) if split < rows else (features, labels)
+    evaluation = {
+        "inputs": {"features": _rows(held_out[0])},
+        "labels": [int(v) for v in held_out[1]],
+    }
+    paths["eval"].write_text(json.dumps(evaluation) + "\n")
     # The model last: its modification time is the version the export defaults to.
     model.save(paths["model"])
     _log(f"saved {', '.join(str(p) for p in paths.values())}", started)
     return paths
+
+
+def _rows(matrix: np.ndarray) -> list[list[float]]:
+    """Rows as JSON numbers; 7 significant digits keep float32 values exact enough."""
+    return [[float(f"{v:.7g}") for v in row] for row in matrix]
 
 
 def main(argv: list[str] | None = None) -> int:

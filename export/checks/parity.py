@@ -30,26 +30,33 @@ def compare_outputs(
     exported: Mapping[str, np.ndarray],
     samples: int,
     atol: float,
+    exported_label: str = "the exported SavedModel",
+    tolerance_flag: str = "--atol",
 ) -> ParityResult:
-    """Raise ``ExportError`` naming the first output that differs beyond ``atol``."""
+    """Raise ``ExportError`` naming the first output that differs beyond ``atol``.
+
+    ``exported_label`` and ``tolerance_flag`` name what was compared in the message
+    (a quantized model is compared with the SavedModel under ``--quantize-atol``).
+    """
+    original_label = "the original model" if tolerance_flag == "--atol" else "the SavedModel"
     if set(original) != set(exported):
         raise ExportError(
-            "parity check failed: the original model returns outputs "
-            f"{sorted(original)}, the exported SavedModel {sorted(exported)}"
+            f"parity check failed: {original_label} returns outputs "
+            f"{sorted(original)}, {exported_label} {sorted(exported)}"
         )
     worst = 0.0
     for key in sorted(original):
         want, got = np.asarray(original[key]), np.asarray(exported[key])
         if want.shape != got.shape:
             raise ExportError(
-                f"parity check failed: output {key!r} has shape {list(want.shape)} in the "
-                f"original model and {list(got.shape)} in the exported SavedModel"
+                f"parity check failed: output {key!r} has shape {list(want.shape)} in "
+                f"{original_label} and {list(got.shape)} in {exported_label}"
             )
         diff = _max_abs_diff(want, got)
         if not diff <= atol:  # NaN counts as a failure
             raise ExportError(
-                f"parity check failed: output {key!r} differs by {diff:.3g} between the original "
-                f"model and the exported SavedModel (allowed: --atol {atol:g})"
+                f"parity check failed: output {key!r} differs by {diff:.3g} between "
+                f"{original_label} and {exported_label} (allowed: {tolerance_flag} {atol:g})"
             )
         worst = max(worst, diff)
     return ParityResult(samples=samples, max_abs_diff=float(worst), atol=atol)
