@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 import grpc
+from google.protobuf import text_format
 
 from graph_service.errors import ServingError, failed_precondition, invalid_argument
 from graph_service.serving.manager import Manager
@@ -150,11 +151,21 @@ class ConfigReloader:
         return True
 
     def remember_file(self, path: str) -> None:
-        """Record the file content applied at start so the poll only reacts to changes."""
+        """Record the file content applied at start so the poll only reacts to changes.
+
+        The file may have changed since it was read at start (the logic tier's
+        keeper rewrites it while the first models load): its content is then not
+        what is applied, so nothing is remembered and the first poll applies it.
+        """
         try:
-            self._file_text = Path(path).read_text()
-        except OSError:
-            self._file_text = None
+            text = Path(path).read_text()
+            on_file = ModelServerConfig()
+            text_format.Parse(text, on_file)
+            with self._lock:
+                applied = validate_config(on_file, None) == self._config
+        except (OSError, text_format.ParseError, ServingError):
+            applied = False
+        self._file_text = text if applied else None
 
     def _labels_for(self, config: ModelServerConfig) -> dict[str, dict[str, int]]:
         """ServerCore::UpdateModelVersionLabelMap, with its availability rule."""
