@@ -21,6 +21,7 @@ from starlette.responses import Response
 from logic_service.api_errors import ApiError
 from logic_service.blue_green import LabelMoveFailed, move_labels
 from logic_service.pinning import admin as version_admin
+from logic_service.pinning.api_use import api_context
 from logic_service.pinning.missing import missing_in
 from logic_service.pinning.pins import PinStore
 from logic_service.pinning.plan import served_config
@@ -201,8 +202,9 @@ async def _move_labels(request: Request, model: str, spec: RolloutSpec) -> None:
     if settings.graph_config.effective_file is not None:  # keep versions in use loaded
 
         def served(_edited: object) -> object:
-            database = request.app.state.database
-            return served_config(config_path, database, settings.stable_label)
+            state = request.app.state
+            apis = api_context(settings, lambda name: state.registry.routable(name).ready_versions)
+            return served_config(config_path, state.database, settings.stable_label, apis)
 
     try:
         await run_in_threadpool(

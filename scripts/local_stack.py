@@ -220,6 +220,7 @@ def seed_graph_config(args: argparse.Namespace) -> str | None:
     it is written once before the graph tier starts, with whatever the logic
     tier's database already pins (a restart in the middle of a canary).
     """
+    from logic_service.pinning.api_use import api_context
     from logic_service.pinning.seed import seed_effective_file
     from logic_service.settings import SettingsError, load_settings
 
@@ -233,6 +234,7 @@ def seed_graph_config(args: argparse.Namespace) -> str | None:
             args.effective_models_config.resolve(),
             settings.storage.database_url,
             settings.stable_label,
+            api_context(settings),
         )
     except OSError as exc:
         return f"cannot seed {args.effective_models_config}: {exc.strerror or exc}"

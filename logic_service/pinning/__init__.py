@@ -3,7 +3,8 @@
 | module | what it holds |
 | --- | --- |
 | ``pins`` | the ``version_pins`` table: explicit pins (operator, pending ``rollout set``) |
-| ``in_use`` | which versions of a model are in use, and why (rollout role, label, pin) |
+| ``in_use`` | which versions of a model are in use, and why (rollout role, label, pin, API) |
+| ``api_use`` | the newest version of every live request API, once a model serves two |
 | ``models_config`` | the user's models.config, version folders, the effective config (pure) |
 | ``plan`` | the effective config from today's files and database (keeper, seed, reloads) |
 | ``keeper`` | writes the effective config for the graph tier, one process at a time |

@@ -14,6 +14,7 @@ import asyncio
 from typing import Any
 
 from logic_service.api_errors import ApiError
+from logic_service.pinning.api_use import api_context
 from logic_service.pinning.in_use import in_use_now
 from logic_service.pinning.pins import OPERATOR, PinStore
 from logic_service.pinning.targets import (
@@ -29,8 +30,9 @@ async def versions_view(state: Any, model: str) -> dict[str, Any]:
     settings = state.settings
     config = settings.graph_config
     models_config = config.models_config if config.effective_file is not None else None
+    apis = api_context(settings, ready=lambda name: state.registry.routable(name).ready_versions)
     uses = await asyncio.to_thread(
-        in_use_now, state.database, models_config, model, settings.stable_label
+        in_use_now, state.database, models_config, model, settings.stable_label, apis
     )
     pins = await asyncio.to_thread(PinStore(state.database).active, model)
     view = state.registry.version_view(model)

@@ -9,7 +9,10 @@ shows (``GET /admin/models/{model}/versions``) and a versions CLI can ask
   control), labels resolved through models.config; a canary without a
   baseline uses the stable label, as routing does;
 - a ``version_labels`` entry of models.config points at it;
-- a pin holds it (``pins``: an operator's, or a ``rollout set`` waiting for it).
+- a pin holds it (``pins``: an operator's, or a ``rollout set`` waiting for it);
+- a live request API needs it (``api_use``): while a model serves two or more
+  APIs, the newest version of each (and, until that one is ready, the version
+  still serving the API).
 
 A rollout of strategy ``stable`` names nothing beyond its shadow or holdout:
 ending a rollout (``{"strategy": "stable"}``) releases its versions.
@@ -24,10 +27,11 @@ from typing import Literal
 
 from sqlalchemy import Engine
 
+from logic_service.pinning.api_use import ApiContext, ApiUse
 from logic_service.pinning.pins import Pin, PinStore
 from logic_service.rollout_config import RolloutSpec
 
-Kind = Literal["rollout", "label", "pin"]
+Kind = Literal["rollout", "label", "pin", "api"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ def versions_in_use(
     labels: Mapping[str, int],
     pins: Iterable[Pin] = (),
     stable_label: str = "stable",
+    api: Iterable[ApiUse] = (),
 ) -> dict[int, list[Use]]:
     """``{version: [reasons]}`` for one model (pure: every input is given)."""
     uses: dict[int, list[Use]] = {}
@@ -103,27 +108,50 @@ def versions_in_use(
             else (f"pin by {pin.holder}: {pin.reason}")
         )
         add(pin.version, Use("pin", why))
+    for need in api:
+        add(need.version, Use("api", need.why))
     return dict(sorted(uses.items()))
 
 
 def in_use_now(
-    engine: Engine, models_config: Path | None, model: str, stable_label: str = "stable"
+    engine: Engine,
+    models_config: Path | None,
+    model: str,
+    stable_label: str = "stable",
+    apis: ApiContext | None = None,
 ) -> dict[int, list[Use]]:
     """The versions of ``model`` in use right now, from the shared database and models.config.
 
-    For callers outside the keeper (admin API, a versions CLI): reads the
-    model's rollout, its pins and the labels of the user's models.config
-    (none when ``models_config`` is None or unreadable).
+    For callers outside the keeper (admin API, ``python -m export versions``):
+    reads the model's rollout, its pins, the labels of the user's models.config
+    and the APIs its version folders serve (none of the last two when
+    ``models_config`` is None or unreadable).
     """
-    from logic_service.pinning.models_config import ConfigUnreadable, labels_of, read_user_config
+    from logic_service.api_retirement import load_retired
+    from logic_service.pinning.models_config import (
+        ConfigUnreadable,
+        base_dir_of,
+        published_versions,
+        read_user_config,
+    )
     from logic_service.rollout_state import RolloutStore
 
     labels: dict[str, int] = {}
+    needs: tuple[ApiUse, ...] = ()
+    entry = None
     if models_config is not None:
         try:
-            labels = labels_of(read_user_config(models_config).config, model)
+            config = read_user_config(models_config).config
         except ConfigUnreadable:
-            labels = {}
+            config = None
+        if config is not None:
+            entry = next((e for e in config.model_config_list.config if e.name == model), None)
+    if entry is not None:
+        labels = dict(entry.version_labels)
+        folder = base_dir_of(entry.base_path, Path.cwd())
+        on_disk = published_versions(folder) if folder is not None else None
+        retired = load_retired(engine).get(model, {})
+        needs = (apis or ApiContext()).needs(entry, folder, on_disk, retired).uses
     record = RolloutStore(engine).get(model)
     pins = PinStore(engine).active(model)
-    return versions_in_use(record.spec if record else None, labels, pins, stable_label)
+    return versions_in_use(record.spec if record else None, labels, pins, stable_label, needs)

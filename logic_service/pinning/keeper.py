@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from logic_service.graph_client import GraphClient, GraphError
+from logic_service.pinning.api_use import ApiContext, api_context
 from logic_service.pinning.in_use import Use
 from logic_service.pinning.missing import MissingVersion
 from logic_service.pinning.models_config import (
@@ -93,6 +94,7 @@ class GraphConfigKeeper:
         interval_s: float = 1.0,
         verify_s: float = 60.0,
         health: HealthSource | None = None,
+        apis: ApiContext | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.models_config = models_config
@@ -104,6 +106,7 @@ class GraphConfigKeeper:
         self.interval_s = interval_s
         self.verify_s = verify_s
         self.health = health
+        self.apis = apis if apis is not None else ApiContext()
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._where = f"{effective_file.parent.name}/{effective_file.name}"  # for events
@@ -160,7 +163,9 @@ class GraphConfigKeeper:
     def plan(self) -> Plan | None:
         """What the effective config should be now (None when models.config is unreadable)."""
         try:
-            plan = plan_effective(self.models_config, self.rollouts, self.pins, self.stable_label)
+            plan = plan_effective(
+                self.models_config, self.rollouts, self.pins, self.stable_label, self.apis
+            )
         except ConfigUnreadable as exc:
             self._say(f"keeping {self.effective_file} as it is: {exc}")
             return None
@@ -322,6 +327,7 @@ async def start_keeper(
         interval_s=config.interval_s,
         verify_s=config.verify_s,
         health=lambda model, spec: missing_in(registry, model, spec, stable),
+        apis=api_context(settings, ready=lambda model: registry.routable(model).ready_versions),
     )
     log.info(
         "graph config keeper: versions in use stay loaded; %s follows %s",

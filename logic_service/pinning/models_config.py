@@ -131,11 +131,14 @@ def effective_config(
     user: UserConfig,
     in_use: Mapping[str, set[int]],
     on_disk: Mapping[str, set[int] | None],
+    selectable: Mapping[str, set[int]] | None = None,
 ) -> EffectiveConfig:
     """The config the graph tier should serve, with the plan of every model it changed.
 
     ``on_disk[name]`` is None when the model's folder cannot be listed: its entry
     then stays as the user wrote it (nothing known to pin against).
+    ``selectable[name]``, when given, is what the user's policy selects from
+    instead of every folder (the versions of live request APIs, ``api_use``).
     """
     config = ModelServerConfig()
     config.CopyFrom(user.config)
@@ -147,7 +150,8 @@ def effective_config(
             continue
         pinned = used & disk
         absent = tuple(sorted(used - disk))
-        selected = tuple(sorted(selected_by_policy(entry, disk)))
+        pool = (selectable or {}).get(entry.name, disk) & disk
+        selected = tuple(sorted(selected_by_policy(entry, pool)))
         plan = ModelPlan(entry.name, selected, tuple(sorted(pinned)), absent)
         if not pinned:
             continue

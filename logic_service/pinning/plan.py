@@ -15,6 +15,8 @@ from typing import Any
 from google.protobuf import text_format
 from sqlalchemy import Engine
 
+from logic_service.api_retirement import load_retired
+from logic_service.pinning.api_use import ApiContext
 from logic_service.pinning.in_use import Use, versions_in_use
 from logic_service.pinning.models_config import (
     EffectiveConfig,
@@ -39,9 +41,13 @@ class Plan:
 
 
 def plan_effective(
-    models_config: Path, rollouts: RolloutStore, pins: PinStore, stable_label: str = "stable"
+    models_config: Path,
+    rollouts: RolloutStore,
+    pins: PinStore,
+    stable_label: str = "stable",
+    apis: ApiContext | None = None,
 ) -> Plan:
-    """The effective config from the user's file, the version folders, rollouts and pins.
+    """The effective config from the user's file, the version folders, rollouts, pins and APIs.
 
     Relative base paths resolve against the working directory, as the graph
     tier resolves its own (./scripts/up runs both tiers from the project root;
@@ -51,31 +57,45 @@ def plan_effective(
     user = read_user_config(models_config)
     records = rollouts.load_all()
     active = pins.active()
+    apis = apis if apis is not None else ApiContext()
+    retired = load_retired(rollouts.engine)
     uses: dict[str, dict[int, list[Use]]] = {}
     on_disk: dict[str, set[int] | None] = {}
+    selectable: dict[str, set[int]] = {}
     policies: dict[str, str] = {}
     for entry in user.config.model_config_list.config:
         record = records.get(entry.name)
+        folder = base_dir_of(entry.base_path, Path.cwd())
+        on_disk[entry.name] = published_versions(folder) if folder is not None else None
+        needs = apis.needs(entry, folder, on_disk[entry.name], retired.get(entry.name, {}))
         uses[entry.name] = versions_in_use(
             record.spec if record else None,
             dict(entry.version_labels),
             [p for p in active if p.model == entry.name],
             stable_label,
+            needs.uses,
         )
-        folder = base_dir_of(entry.base_path, Path.cwd())
-        on_disk[entry.name] = published_versions(folder) if folder is not None else None
         policies[entry.name] = describe_policy(entry)
+        if needs.selectable is not None:
+            selectable[entry.name] = set(needs.selectable)
+            policies[entry.name] += " among versions of live APIs"
     in_use = {name: set(found) for name, found in uses.items()}
-    return Plan(effective_config(user, in_use, on_disk), user.text, uses, policies)
+    effective = effective_config(user, in_use, on_disk, selectable)
+    return Plan(effective, user.text, uses, policies)
 
 
-def served_config(models_config: Path, engine: Engine, stable_label: str = "stable") -> Any:
+def served_config(
+    models_config: Path,
+    engine: Engine,
+    stable_label: str = "stable",
+    apis: ApiContext | None = None,
+) -> Any:
     """The ModelServerConfig a ``HandleReloadConfigRequest`` should carry for this user file now.
 
     The effective config (so a reload never drops a version in use), base paths
     made absolute: TF Serving refuses relative ones in a reload request.
     """
-    plan = plan_effective(models_config, RolloutStore(engine), PinStore(engine), stable_label)
+    plan = plan_effective(models_config, RolloutStore(engine), PinStore(engine), stable_label, apis)
     config = ModelServerConfig()
     text_format.Parse(plan.effective.text.decode("utf-8"), config)
     for entry in config.model_config_list.config:

@@ -4,7 +4,8 @@ The graph tier starts before the logic tier, so the keeper cannot have written
 the effective file yet on a fresh start. ``seed_effective_file`` writes it from
 the user's models.config and, when the logic tier's database already holds a
 rollout or pins (a restart in the middle of a canary), with those versions
-pinned: both stay loaded from the graph tier's first second. A database that
+pinned: both stay loaded from the graph tier's first second; so does the newest
+version of each live request API (``api_use``). A database that
 is not there yet (or not readable) means nothing is in use.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from logic_service.database_url import DatabaseConfigError
+from logic_service.pinning.api_use import ApiContext
 from logic_service.pinning.models_config import (
     ConfigUnreadable,
     read_user_config,
@@ -28,7 +30,9 @@ from logic_service.rollout_state import RolloutStore
 log = logging.getLogger(__name__)
 
 
-def effective_at_start(models_config: Path, database_url: str, stable_label: str) -> bytes:
+def effective_at_start(
+    models_config: Path, database_url: str, stable_label: str, apis: ApiContext | None = None
+) -> bytes:
     """The effective config from the database as it is, else the user's file as it is.
 
     A models.config that does not parse is passed on byte for byte: the graph
@@ -43,7 +47,9 @@ def effective_at_start(models_config: Path, database_url: str, stable_label: str
     except (ConfigUnreadable, DatabaseConfigError):
         return text
     try:
-        plan = plan_effective(models_config, RolloutStore(engine), PinStore(engine), stable_label)
+        plan = plan_effective(
+            models_config, RolloutStore(engine), PinStore(engine), stable_label, apis
+        )
         return plan.effective.text
     except ConfigUnreadable:
         return text
@@ -55,10 +61,14 @@ def effective_at_start(models_config: Path, database_url: str, stable_label: str
 
 
 def seed_effective_file(
-    models_config: Path, effective_file: Path, database_url: str, stable_label: str = "stable"
+    models_config: Path,
+    effective_file: Path,
+    database_url: str,
+    stable_label: str = "stable",
+    apis: ApiContext | None = None,
 ) -> bytes:
     """Write the effective file (atomically, only when it changes); its content."""
-    text = effective_at_start(models_config, database_url, stable_label)
+    text = effective_at_start(models_config, database_url, stable_label, apis)
     try:
         current = effective_file.read_bytes()
     except OSError:

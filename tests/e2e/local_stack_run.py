@@ -80,19 +80,21 @@ def start_local_stack(
     *extra: str,
     models_config: Path | None = None,
     logic_settings: str = "",
+    models: str = f"[{{name: {MODEL}}}]",
 ) -> LocalStackRun:
     """Start the runner on three free ports with its own config files, logs and database.
 
     ``source`` is the session's graph tier (its model repository is served) or a
     model repository of the test's own; ``logic_settings`` is appended to the
-    generated logic.yaml (an admin token, say).
+    generated logic.yaml (an admin token, say); ``models`` is its ``models:`` list
+    (YAML flow style).
     """
     repo = source.repo if isinstance(source, GraphTier) else source
     if models_config is None:
         models_config = write_models_config(stack_dir / f"{name}-models.config", repo)
     logic_config = stack_dir / f"{name}-logic.yaml"
     logic_config.write_text(
-        f"model_repository: {repo}\nmodels: [{{name: {MODEL}}}]\n"
+        f"model_repository: {repo}\nmodels: {models}\n"
         f"storage: {{database_url: 'sqlite:///{stack_dir / f'{name}-tierkit.db'}'}}\n"
         + logic_settings
     )
