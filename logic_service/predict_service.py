@@ -202,6 +202,9 @@ class PredictService:
         route = context.route
         if route is None:
             return answer
+        # The shadow compares the version the rollout routed to, even when the holdout
+        # answers with its control: comparing the control with itself says nothing.
+        primary, primary_s = answer, context.elapsed()
         if route.holdout is not None and route.holdout_control is not None:
             answer = await rollout_followups.holdout(self, route, model, body, context, answer)
         if route.shadow_version is not None and self.shadow is not None:
@@ -210,8 +213,8 @@ class PredictService:
                 self._run_version(model),
                 model,
                 body,
-                answer,
-                context.elapsed(),
+                primary,
+                primary_s,
                 route.shadow_version,
                 spec.threshold if spec else 0.5,
                 spec.output if spec else None,

@@ -279,6 +279,36 @@ def test_holdout_answers_some_positives_with_the_control_version(stack: RolloutS
     assert set(counts) == {1, 2} and min(counts.values()) >= 15
 
 
+def test_with_a_holdout_the_shadow_compares_the_primary_routes_version(
+    stack: RolloutStack,
+) -> None:
+    """A control-group request is answered by the holdout's control, yet the shadow
+    compares the version the rollout routed to (1) with its target (2), never the
+    control's answer with itself ("2 -> 2")."""
+
+    def pairs() -> dict[tuple[int, int], int]:
+        return {(p["primary"], p["shadow"]): p["compared"] for p in stack.rollout()["shadow"]}
+
+    before = pairs().get((1, 2), 0)
+    stack.set(
+        {
+            "strategy": "blue_green",
+            "active": 1,
+            "standby": 2,
+            "shadow": {"target": 2},
+            "holdout": {"control": 2, "share": 1.0, "threshold": -1.0},  # all to the control
+        }
+    )
+    with httpx.Client() as client:
+        answered = {_predict(client, stack, u).json()["version"] for u in range(20)}
+    assert answered == {2}  # the caller got the control's answer
+    try:
+        wait_until(lambda: pairs().get((1, 2), 0) >= before + 20, 30, "20 comparisons 1 -> 2")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; pairs compared: {pairs()}") from None
+    assert [pair for pair in pairs() if pair[0] == pair[1]] == []
+
+
 def test_rollout_state_survives_a_restart(stack: RolloutStack) -> None:
     before = stack.set({"strategy": "split", "weights": {"2": 1}})
     stack.logic.stop()
