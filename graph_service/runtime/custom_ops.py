@@ -3,8 +3,8 @@
 ``tensorflow_model_server`` is built with TF Text's kernels (its test_tf_text
 serves a SavedModel full of them), so a model that tokenizes inside its graph
 loads there. Here the graph tier runs TensorFlow's C API in this process, where
-an op exists once its library is loaded: each ``tensorflow_text/python/ops/*.so``
-is loaded with ``tf.load_op_library`` (its registrations are process-wide, the C
+an op exists once its library is loaded: each kernel library under
+``tensorflow_text/python/`` (``ops/``, ``metrics/``) is loaded with ``tf.load_op_library`` (its registrations are process-wide, the C
 API's sessions see them) before the first version loads. The package is found
 without importing it (its Python side pulls in Keras); with it absent, nothing
 happens and such a model fails to load with TensorFlow's "Op type not
@@ -28,7 +28,9 @@ def op_libraries(package: str) -> list[Path]:
     if spec is None or not spec.submodule_search_locations:
         return []
     root = Path(next(iter(spec.submodule_search_locations)))
-    return sorted((root / "python" / "ops").glob("*.so"))
+    # Kernel libraries live under python/ (ops/, metrics/); core/pybinds holds Python
+    # extension modules, which are no op libraries.
+    return sorted((root / "python").rglob("*.so"))
 
 
 def load_custom_ops() -> list[str]:

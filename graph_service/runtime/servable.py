@@ -131,6 +131,7 @@ class Servable:
         load_run = RunOptions.for_run(None, options.runs_in_caller_thread)
         tags = (ctypes.c_char_p * len(options.tags))(*(t.encode() for t in options.tags))
         graph = c.TF_NewGraph()
+        c.TF_SetRequireShapeInferenceFns(graph, False)  # as tf.Graph; TF Serving never asks
         meta_buffer = c.TF_NewBuffer()
         try:
             pace()

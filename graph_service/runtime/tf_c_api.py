@@ -65,6 +65,10 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     # graph and session
     "TF_NewGraph": (c_void_p, []),
     "TF_DeleteGraph": (None, [c_void_p]),
+    # (graph, require): Python's tf.Graph turns the requirement off, and TF Serving's
+    # C++ session never checks it; ops registered without a shape function (TF
+    # Text's ConstrainedSequence) must load.
+    "TF_SetRequireShapeInferenceFns": (None, [c_void_p, ctypes.c_bool]),
     "TF_GraphOperationByName": (c_void_p, [c_void_p, c_char_p]),
     "TF_OperationNumOutputs": (c_int, [c_void_p]),
     "TF_NewSessionOptions": (c_void_p, []),

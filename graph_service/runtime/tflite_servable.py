@@ -189,13 +189,31 @@ class TfLiteServable:
         self, first: _Interpreter, legacy: dict[str, meta_graph_pb2.SignatureDef]
     ) -> dict[str, meta_graph_pb2.SignatureDef]:
         """TF Serving's rules (tflite_model.py): legacy metadata, native signatures, tensors."""
-        if legacy:
-            for key in legacy:
-                self._runner_of[key] = None
-            return dict(legacy)
-        interpreter = first.interpreter
-        listed = interpreter.get_signature_list()
         signatures: dict[str, meta_graph_pb2.SignatureDef] = {}
+        interpreter = first.interpreter
+        if legacy:
+            # Aliases and method from the metadata, dtype and shape from the tensors.
+            details = {
+                d["name"]: d
+                for d in (*interpreter.get_input_details(), *interpreter.get_output_details())
+            }
+            for key, given in legacy.items():
+                signature = meta_graph_pb2.SignatureDef(method_name=given.method_name)
+                for target, source in ((signature.inputs, given.inputs),
+                                       (signature.outputs, given.outputs)):
+                    for alias, info in source.items():
+                        d = details.get(_strip_index(info.name))
+                        if d is None:
+                            raise ValueError(
+                                f"signature {key!r} names tensor {info.name}, not in the model"
+                            )
+                        target[alias].CopyFrom(
+                            _tensor_info(info.name, d["dtype"], d["shape_signature"])
+                        )
+                signatures[key] = signature
+                self._runner_of[key] = None
+            return signatures
+        listed = interpreter.get_signature_list()
         if listed:
             for key in listed:
                 runner = interpreter.get_signature_runner(key)
