@@ -4,8 +4,9 @@
 serves a SavedModel full of them), so a model that tokenizes inside its graph
 loads there. Here the graph tier runs TensorFlow's C API in this process, where
 an op exists once its library is loaded: each kernel library under
-``tensorflow_text/python/`` (``ops/``, ``metrics/``) is loaded with ``tf.load_op_library`` (its registrations are process-wide, the C
-API's sessions see them) before the first version loads. The package is found
+``tensorflow_text/python/`` (``ops/``, ``metrics/``) is loaded with
+``tf.load_op_library`` (its registrations are process-wide, the C API's sessions
+see them) before the first version loads. The package is found
 without importing it (its Python side pulls in Keras); with it absent, nothing
 happens and such a model fails to load with TensorFlow's "Op type not
 registered" message, as on a TF Serving build without it.
