@@ -15,6 +15,7 @@ SavedModel serves.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,8 @@ from graph_service.runtime.run_placement import RunPlacement
 from graph_service.runtime.servable import Servable
 from graph_service.runtime.session_options import SessionOptions
 from graph_service.runtime.tflite_servable import TfLiteServable, tflite_model_path
+
+log = logging.getLogger("graph_service")
 
 
 class VersionLoader:
@@ -78,6 +81,10 @@ class VersionLoader:
         servable: Servable | TfLiteServable
         if self._prefer_tflite and tflite_model_path(path).is_file():
             servable = TfLiteServable.load(name, version, path, self._tflite_pool_size, call)
+            log.info(
+                "Serving %s version %d from model.tflite (TF Lite, %d bytes, up to %d "
+                "interpreters)", name, version, servable.model_size, self._tflite_pool_size,
+            )
         else:
             servable = Servable.load(name, version, path, self._session, call, pace)
         if self._warmup:
