@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from logic_service import api_cli, db_cli, rollout_cli
+from logic_service.cli_pipe import quiet_on_broken_pipe
 from logic_service.settings import CONFIG_ENV, SettingsError, load_settings
 
 
@@ -46,12 +47,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Client commands: `... | head` ends them quietly (cli_pipe); never the server.
     if args.command == "rollout":
-        return rollout_cli.run(args)
+        return quiet_on_broken_pipe(lambda: rollout_cli.run(args))
     if args.command == "api":
-        return api_cli.run(args)
+        return quiet_on_broken_pipe(lambda: api_cli.run(args))
     if args.command == "db":
-        return db_cli.run(args)
+        return quiet_on_broken_pipe(lambda: db_cli.run(args))
     if args.command == "init-secrets":
         from logic_service.stack_secrets import main as init_secrets
 
