@@ -166,6 +166,7 @@ def _model_view(
         "labels": graph.get("labels", {}),
         "loading": graph.get("loading", []),
         "failed": graph.get("failed", {}),
+        "quantized": graph.get("quantized", {}),
         "live": from_log("live stats", lambda e: live_stats(e, name, now, LIVE_WINDOW_S)),
         "history": from_log(
             "traffic history",

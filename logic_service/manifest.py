@@ -48,6 +48,20 @@ class FeatureSpec(BaseModel):
     signature_input: str
 
 
+class CompressionSpec(BaseModel):
+    """``export --quantize``: a TF Lite model beside the SavedModel (docs/manifest.md).
+
+    The graph tier serves it instead of the SavedModel when it runs with
+    ``--prefer_tflite_model=true``; the logic tier only shows it (dashboard).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str = "tflite"
+    mode: str
+    file: str = "model.tflite"
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -61,6 +75,7 @@ class Manifest(BaseModel):
     api_version: str = Field(DEFAULT_API_VERSION, pattern=API_VERSION_PATTERN)
     features: FeatureSpec | None = None
     files: dict[str, str] | None = None
+    compression: CompressionSpec | None = None
     _copied_from: int | None = PrivateAttr(default=None)
 
     @property

@@ -166,6 +166,12 @@ class ModelRegistry:
                 "labels": dict(state.labels),
                 "loading": sorted(state.loading),
                 "failed": {str(v): e for v, e in sorted(state.failed.items())},
+                # versions exported with --quantize: {version: mode} (from the manifest)
+                "quantized": {
+                    str(v): a.quantization
+                    for v, a in sorted(state.artifacts.items())
+                    if a.quantization is not None
+                },
             }
             for name, state in self._models.items()
         }

@@ -31,6 +31,12 @@ class VersionArtifacts:
     manifest: Manifest | None
 
     @property
+    def quantization(self) -> str | None:
+        """The ``--quantize`` mode of the model.tflite beside the SavedModel, if any."""
+        compression = self.manifest.compression if self.manifest is not None else None
+        return compression.mode if compression is not None else None
+
+    @property
     def output_names(self) -> list[str]:
         return list(self.signature.outputs)
 

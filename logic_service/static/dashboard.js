@@ -154,10 +154,16 @@ function renderVersions(node, model) {
     .map(([l]) => l).join(", ");
   const versions = [...new Set([...Object.keys(model.graph), ...model.ready_versions.map(String)])]
     .sort((a, b) => Number(a) - Number(b));
-  table($(node, ".versions table"), ["version", "graph tier", "labels", "logic tier"],
+  // export --quantize: a model.tflite beside the SavedModel, served by a graph tier
+  // started with --prefer_tflite_model=true (the manifest says which mode)
+  const quantized = model.quantized || {};
+  table($(node, ".versions table"), ["version", "graph tier", "labels", "quantized", "logic tier"],
     versions.map((v) => [swatch(model, v),
       el("span", { class: `state-${model.graph[v] || "none"}` }, model.graph[v] || "–"),
       labelsOf(v) || "–",
+      quantized[v] ? el("span", { class: "quantized",
+        title: "model.tflite beside the SavedModel: served with --prefer_tflite_model=true" },
+        `TF Lite ${quantized[v]}`) : "–",
       model.failed[v] ? el("span", { class: "bad", title: model.failed[v] }, "failed")
         : model.loading.map(String).includes(v) ? "loading" :
           model.ready_versions.map(String).includes(v) ? "ready" : "–"]));
