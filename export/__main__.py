@@ -150,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inspect(args)
         if args.command == "config":
             return _config(args)
+        if args.command == "versions":
+            from export.versions.command import run as run_versions
+
+            return run_versions(args)
         return _export(args)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)

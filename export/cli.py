@@ -18,6 +18,8 @@ from export.options import (
     DEFAULT_REPOSITORY,
     QUANTIZE_MODES,
 )
+from export.versions.arguments import HELP as _VERSIONS_HELP
+from export.versions.arguments import configure as _configure_versions
 
 PROG = "python -m export"
 
@@ -281,4 +283,7 @@ def build_parser() -> ExportArgumentParser:
     config.add_argument(
         "--remove-label", action="append", default=[], metavar="LABEL", help="drop a label; repeat"
     )
+
+    versions = add("versions", "list, prune and roll back a model's versions", _VERSIONS_HELP, [])
+    _configure_versions(versions)
     return parser
