@@ -2,8 +2,8 @@
 
 What matters for the stack: the upstream resolves every logic replica through
 Docker's DNS and keeps resolving, the server listens where compose publishes,
-requests carry an X-Request-ID, and nginx's own errors keep the logic tier's
-JSON error shape.
+requests carry an X-Request-ID, nginx's own errors keep the logic tier's
+JSON error shape, and admin calls may wait for a version to load.
 """
 
 from __future__ import annotations
@@ -122,3 +122,52 @@ def test_nginx_errors_are_the_logic_tiers_json_error_shape() -> None:
         added = {d["args"][0] for d in directives(block, "add_header")}
         assert "X-Request-ID" in added
         assert one(block, "default_type")["args"] == ["application/json"]
+
+
+def _seconds(value: str) -> float:
+    return float(value[:-2]) / 1000 if value.endswith("ms") else float(value.rstrip("s"))
+
+
+def test_admin_calls_wait_longer_than_a_pin_and_are_never_sent_twice() -> None:
+    """`rollout set` answers once its versions loaded (graph_config.pin_wait_s): nginx
+    must not cut it at the predict path's 30 s, nor resend a PUT to another replica."""
+    from logic_service.settings import GraphConfigSettings
+
+    admin = _location("/admin/")
+    read = _seconds(one(admin, "proxy_read_timeout")["args"][0])
+    pin_wait = GraphConfigSettings().pin_wait_s
+    assert read > pin_wait, f"read timeout {read} s <= pin_wait_s {pin_wait} s"
+    assert read < 120, "below the rollout CLI's own 120 s timeout, so nginx answers first"
+    assert one(admin, "proxy_next_upstream")["args"] == ["off"]
+    assert _seconds(one(_location("/"), "proxy_read_timeout")["args"][0]) == 30  # unchanged
+
+
+def test_admin_location_reaches_the_same_replicas_with_the_same_headers() -> None:
+    root, admin = _location("/"), _location("/admin/")
+    for directive in ("proxy_pass", "proxy_http_version", "proxy_connect_timeout"):
+        assert one(admin, directive)["args"] == one(root, directive)["args"], directive
+    assert [d["args"] for d in directives(admin, "set")] == [
+        d["args"] for d in directives(root, "set")
+    ]
+    headers = [d["args"] for d in directives(admin, "proxy_set_header")]
+    assert headers == [d["args"] for d in directives(root, "proxy_set_header")]
+
+
+def test_admin_errors_keep_the_json_error_shape_and_name_the_admin_timeout() -> None:
+    pages = {}
+    for page in directives(_location("/admin/"), "error_page"):
+        *codes, target = page["args"]
+        for code in codes[:-1]:
+            pages[code] = target
+    assert pages == {
+        "502": "@logic_unavailable",
+        "503": "@logic_unavailable",
+        "504": "@admin_timeout",
+        "413": "@body_too_large",
+    }
+    block = _location("@admin_timeout")
+    status, body = one(block, "return")["args"]
+    error = json.loads(body.replace("\\n", "\n").replace("$tierkit_request_id", "0123abcd"))
+    read = one(_location("/admin/"), "proxy_read_timeout")["args"][0]
+    assert status == "504" and f"within {read.rstrip('s')} s" in error["error"]["message"]
+    assert set(error["error"]) == {"code", "message", "request_id"}
