@@ -1,4 +1,4 @@
-"""``python -m bench {graph,stack,capacity,scaling} [options]``: run a benchmark, report it."""
+"""``python -m bench {graph,stack,capacity,scaling,compression} [options]``: run a benchmark."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     scaling = tiers.add_parser(
         "scaling", help="Kubernetes pods and cores of each tier, from the same figures"
     )
+    compression = tiers.add_parser(
+        "compression", help="SavedModel vs float16, dynamic and int8 TF Lite versions"
+    )
     chosen = (argv if argv is not None else sys.argv[1:])[:1]
     if chosen == ["graph"]:
         from bench import graph as graph_bench
@@ -50,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         scaling.description = scaling_bench.__doc__
         scaling.formatter_class = argparse.RawDescriptionHelpFormatter
         scaling_bench.add_arguments(scaling)
+    elif chosen == ["compression"]:
+        from bench import compression as compression_bench
+
+        compression.description = compression_bench.__doc__
+        compression.formatter_class = argparse.RawDescriptionHelpFormatter
+        compression_bench.add_arguments(compression)
     args = parser.parse_args(argv)
     if args.tier == "graph":
         return graph_bench.run(args)
@@ -59,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return capacity_bench.run(args)
     if args.tier == "scaling":
         return scaling_bench.run(args)
+    if args.tier == "compression":
+        return compression_bench.run(args)
     parser.error(f"unknown tier {args.tier}")
     return 2
 
