@@ -104,7 +104,6 @@ IGNORED_FLAGS = frozenset(
         "per_process_gpu_memory_fraction",
         "remove_unused_fields_from_bundle_metagraph",
         "xla_cpu_compilation_enabled",
-        "enable_profiler",
         "thread_pool_factory_config_file",
         "mixed_precision",
         "skip_initialize_tpu",

@@ -244,7 +244,9 @@ async def serve(startup: StartupConfig) -> int:
             _bind_tcp(options.host, options.rest_api_port) if options.rest_api_port else None
         )
         grpc_server = create_grpc_server(
-            core, parse_grpc_channel_arguments(options.grpc_channel_arguments)
+            core,
+            parse_grpc_channel_arguments(options.grpc_channel_arguments),
+            enable_profiler=options.enable_profiler,
         )
         bound = _add_grpc_listeners(grpc_server, options)
     except StartupError:

@@ -18,6 +18,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from graph_service.api.profiler_service import ProfilerForwarder
 from graph_service.errors import ServingError
 from graph_service.handlers.request_deadline import deadline_in
 from graph_service.handlers.server_core import ServerCore
@@ -85,12 +86,16 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def create_grpc_server(
-    core: ServerCore, extra_options: list[tuple[str, int | str]] | None = None
+    core: ServerCore,
+    extra_options: list[tuple[str, int | str]] | None = None,
+    enable_profiler: bool = False,
 ) -> grpc.aio.Server:
-    """A grpc.aio server with both services registered; the caller adds ports."""
+    """A grpc.aio server with both services registered (and TF's ProfilerService with
+    ``enable_profiler``, profiler_service.py); the caller adds ports."""
     options = dict(DEFAULT_SERVER_OPTIONS)
     options.update(dict(extra_options or []))
-    server = grpc.aio.server(options=list(options.items()))
+    handlers = [ProfilerForwarder()] if enable_profiler else None
+    server = grpc.aio.server(handlers=handlers, options=list(options.items()))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(core), server
     )
