@@ -20,8 +20,9 @@ Two servers, as the original's ``RunServer`` would start them:
 
 The TF Lite, TF Text and profiler tests are in test_tf_serving_conformance_extras.py.
 Not ported: tf.distribute and SessionBundle tests (no such models here),
-_TestBadModel (disabled upstream) and testModelConfigReloadWithZeroPollPeriod (needs a third server; poll 0 is the
-default and ``--model_config_file_poll_wait_seconds=0`` never starts the poller).
+_TestBadModel (disabled upstream) and testModelConfigReloadWithZeroPollPeriod
+(needs a third server; poll 0 is the default and
+``--model_config_file_poll_wait_seconds=0`` never starts the poller).
 ``--host=127.0.0.1`` (tierkit's one extra flag) keeps the servers on loopback.
 """
 
