@@ -186,8 +186,12 @@ def rollback(
             )
     except (ExportError, StackRefused, StackUnavailable, OSError) as exc:
         problems = undo.run()
-        undone = "; undo incomplete: " + "; ".join(problems) if problems else "; nothing changed"
-        raise ExportError(f"{exc}{undone}") from exc
+        text = str(exc) if str(exc).startswith("rollback:") else f"rollback: {exc}"
+        if problems:
+            text += "; undo incomplete: " + "; ".join(problems)
+        elif not text.endswith("nothing changed"):
+            text += "; nothing changed"
+        raise ExportError(text) from exc
     if target in undo.pinned:  # the label holds it now
         client.unpin(model, target)
     result.kept_pinned = sorted(v for v in undo.pinned if v != target)
