@@ -16,6 +16,7 @@ import grpc
 
 from graph_service.errors import ServingError
 from graph_service.monitoring import Metrics
+from graph_service.runtime.trace_events import traced
 
 log = logging.getLogger("graph_service")
 
@@ -46,7 +47,7 @@ class Observation:
     awaits no extra frame for it.
     """
 
-    __slots__ = ("api", "calls", "model_name", "started", "version")
+    __slots__ = ("api", "calls", "model_name", "span", "started", "version")
 
     def __init__(self, calls: Calls, api: str, model_name: str) -> None:
         self.calls = calls
@@ -57,9 +58,13 @@ class Observation:
     def __enter__(self) -> Observation:
         self.started = time.perf_counter()
         self.calls.in_flight += 1
+        # The call as a span of TF's profiler trace while one is taken (trace_events.py).
+        self.span = traced(self.api, model=self.model_name)
+        self.span.__enter__()
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
+        self.span.__exit__(exc_type, exc, traceback)
         self.calls.in_flight -= 1
         if exc is None:
             status = "OK"

@@ -24,6 +24,7 @@ import grpc
 from google.protobuf import text_format
 
 from graph_service.errors import ServingError, failed_precondition, invalid_argument
+from graph_service.runtime.trace_events import traced
 from graph_service.serving.manager import Manager
 from graph_service.serving.server_config import (
     ConfigFileError,
@@ -189,7 +190,8 @@ class ConfigReloader:
     def _poll_loop(self) -> None:
         while not self._stop.wait(self._poll_seconds):
             try:
-                self.scan()
+                with traced("FileSystemStoragePathSource::PollFileSystem"):
+                    self.scan()
             except Exception:
                 log.exception("file system poll failed")
 
