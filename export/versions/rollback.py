@@ -14,8 +14,8 @@ rollback changes nothing:
    an existing label only onto a loaded version, so it is loaded first;
 3. pin the current version (the label leaves it; the pin keeps it loaded);
 4. write ``stable=<target>`` into models.config (export's editor, atomic);
-5. wait, bounded, until the logic tier routes by it: ``/readyz`` shows the
-   graph tier's label on the target;
+5. wait, bounded, until the logic tier routes by it: the admin API's
+   ``routing_labels`` (the graph tier's labels) put the label on the target;
 6. drop the target's pin: the label holds it now.
 """
 

@@ -44,6 +44,7 @@ class StackView:
     in_use: dict[int, list[dict[str, str]]]  # version -> [{"kind", "why"}]
     pins: list[dict[str, Any]] = field(default_factory=list)
     pinning: bool = True
+    routing_labels: dict[str, int] = field(default_factory=dict)  # the graph tier's, now
 
     @classmethod
     def from_answer(cls, data: dict[str, Any]) -> StackView:
@@ -55,6 +56,7 @@ class StackView:
             in_use={int(i["version"]): list(i["uses"]) for i in data.get("in_use", [])},
             pins=list(data.get("pins", [])),
             pinning=bool(data.get("pinning", True)),
+            routing_labels={str(k): int(v) for k, v in (data.get("routing_labels") or {}).items()},
         )
 
     def operator_pins(self) -> set[int]:
@@ -134,19 +136,8 @@ class AdminClient:
         self._call("DELETE", f"/admin/models/{model}/pins/{version}")
 
     def serving_labels(self, model: str) -> dict[str, int]:
-        """Labels the logic tier routes by (the graph tier's, from ``/readyz``); {} if unknown."""
-        try:
-            answer = httpx.get(f"{self.url}/readyz", timeout=self.timeout_s)
-            models = answer.json().get("models", {})
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return {}
-        labels = (models.get(model) or {}).get("labels") or {}
-        return {str(k): int(v) for k, v in labels.items()}
-
-    def events_since(self, model: str, since: float) -> list[dict[str, Any]]:
-        """Rollout events of ``model`` recorded at or after ``since`` (unix seconds)."""
-        events = self.rollout(model).get("events", [])
-        return [e for e in events if float(e.get("at") or 0) >= since]
+        """Labels the logic tier routes by now (the graph tier's, not models.config's)."""
+        return self.versions(model).routing_labels
 
 
 def wait_for(condition: Any, deadline: float, interval_s: float = 0.5) -> Any:

@@ -1,6 +1,7 @@
 """What the admin API does for versions: show what is in use and why, pin and unpin.
 
 ``GET /admin/models/{model}/versions``: published, loaded and ready versions,
+the labels (models.config's, and those routing uses now: the graph tier's),
 and every version in use with its reasons (``in_use``). ``PUT .../pins/{v}``
 pins a published version for the operator (loaded first, like ``rollout set``
 does: 422 when it is not published, 409 when it cannot load), ``DELETE`` lets
@@ -42,6 +43,8 @@ async def versions_view(state: Any, model: str) -> dict[str, Any]:
         "loaded": await loaded_versions(state, model),
         "ready": list(view.ready),
         "labels": user_labels(state, model),
+        # the labels routing uses now: the graph tier's (models.config's may not be taken yet)
+        "routing_labels": dict(view.labels),
         "in_use": [
             {"version": version, "uses": [u.public() for u in reasons]}
             for version, reasons in uses.items()
