@@ -1,9 +1,9 @@
-"""``python -m logic_service serve|rollout|api|db`` (console script ``tierkit-logic``).
+"""``python -m logic_service serve|rollout|api|db|dataset`` (console script ``tierkit-logic``).
 
 ``serve`` first brings the database schema to head (or checks it, see
 ``storage.migrate_on_start``) once, then starts uvicorn; ``db`` does only
-that part (``db_cli``), ``rollout`` and ``api`` talk to the admin API
-(``rollout_cli``, ``api_cli``).
+that part (``cli/db.py``), ``rollout`` and ``api`` talk to the admin API
+(``cli/rollout.py``, ``cli/api.py``).
 Flags override ``logic.yaml`` and ``TIERKIT_*`` variables. With ``--workers``
 above one, uvicorn starts that many processes; each builds its app from the
 environment, so flags are handed to them as ``TIERKIT_*`` variables, and
@@ -17,8 +17,11 @@ import os
 import sys
 from pathlib import Path
 
-from logic_service import api_cli, db_cli, rollout_cli
-from logic_service.cli_pipe import quiet_on_broken_pipe
+from logic_service.cli import api as api_cli
+from logic_service.cli import dataset as dataset_cli
+from logic_service.cli import db as db_cli
+from logic_service.cli import rollout as rollout_cli
+from logic_service.cli.pipe import quiet_on_broken_pipe
 from logic_service.settings import CONFIG_ENV, SettingsError, load_settings
 
 
@@ -38,8 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     api_cli.configure(api)
     database = commands.add_parser("db", help="upgrade or inspect the database schema")
     db_cli.configure(database)
+    dataset = commands.add_parser("dataset", help="export a training set from the prediction log")
+    dataset_cli.configure(dataset)
     secrets = commands.add_parser(
-        "init-secrets", help="the compose stack's generated secrets (stack_secrets)"
+        "init-secrets", help="the compose stack's generated secrets (cli/init_secrets.py)"
     )
     secrets.add_argument("folder", help="where db_password and admin_token are kept")
     return parser
@@ -54,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         return quiet_on_broken_pipe(lambda: api_cli.run(args))
     if args.command == "db":
         return quiet_on_broken_pipe(lambda: db_cli.run(args))
+    if args.command == "dataset":
+        return quiet_on_broken_pipe(lambda: dataset_cli.run(args))
     if args.command == "init-secrets":
-        from logic_service.stack_secrets import main as init_secrets
+        from logic_service.cli.init_secrets import main as init_secrets
 
         return init_secrets([args.folder])
     flags = {"workers": args.workers, "host": args.host, "port": args.port}

@@ -10,10 +10,17 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from export.manifest import saved_model_files
-from logic_service.api_config import API_VERSION_PATTERN, DEFAULT_API_VERSION
+from logic_service.settings.api_versions import API_VERSION_PATTERN, DEFAULT_API_VERSION
 
 MANIFEST_FORMAT = "tierkit.manifest/1"
 MANIFEST_PATH = Path("assets.extra") / "tierkit.json"
@@ -37,15 +44,35 @@ class SignatureSpec(BaseModel):
     outputs: dict[str, TensorSpec]
 
 
+class CodeSpec(BaseModel):
+    """The feature code copied into the version (``export --feature-module``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    file: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.py$")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+
+
 class FeatureSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    # ``module:attr`` imported from the logic tier's installation, or, with ``code``,
+    # the attribute of the copied file (``derive``)
+    function: str = Field(pattern=r"^([A-Za-z_][\w.]*:)?[A-Za-z_]\w*$")
+    code: CodeSpec | None = None
     transformer: str
     format: Literal["skops", "pickle"] = "skops"
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
     trusted_types: list[str] = Field(default_factory=list)
     signature_input: str
+
+    @model_validator(mode="after")
+    def _function_fits_code(self) -> FeatureSpec:
+        if self.code is None and ":" not in self.function:
+            raise ValueError("function must be module:attr when no code travels with the version")
+        if self.code is not None and ":" in self.function:
+            raise ValueError("function must be the name of an attribute of the copied code")
+        return self
 
 
 class CompressionSpec(BaseModel):
@@ -76,6 +103,8 @@ class Manifest(BaseModel):
     features: FeatureSpec | None = None
     files: dict[str, str] | None = None
     compression: CompressionSpec | None = None
+    # one raw record (export checked it end to end; the logic tier runs it at load)
+    example_request: dict[str, Any] | None = None
     _copied_from: int | None = PrivateAttr(default=None)
 
     @property

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from logic_service.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+from logic_service.observability.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from logic_service.settings import LogicSettings
 
 WORKER_APP = "logic_service.server:worker_app"
@@ -34,7 +34,7 @@ def serve(settings: LogicSettings) -> int:
         "port": settings.port,
         "loop": "uvloop",
         "http": "httptools",
-        "log_config": None,  # our handlers (log_setup) own the format and the file
+        "log_config": None,  # our handlers (observability/logs.py) own the format and the file
         "access_log": False,  # one line per request comes from RequestMiddleware
         "timeout_graceful_shutdown": 10,
     }

@@ -6,7 +6,7 @@ and every version in use with its reasons (``in_use``). ``PUT .../pins/{v}``
 pins a published version for the operator (loaded first, like ``rollout set``
 does: 422 when it is not published, 409 when it cannot load), ``DELETE`` lets
 it go again (the user's policy decides once nothing else uses it). The routes
-themselves are in ``admin_api``, behind the admin token.
+themselves are in ``api/admin_rollouts.py``, behind the admin token.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from logic_service.api_errors import ApiError
+from logic_service.errors import ApiError
 from logic_service.pinning.api_use import api_context
 from logic_service.pinning.in_use import in_use_now
 from logic_service.pinning.pins import OPERATOR, PinStore
 from logic_service.pinning.targets import (
+    TierState,
     Versions,
     ensure_loaded,
     loaded_versions,
@@ -27,7 +28,7 @@ from logic_service.pinning.targets import (
 )
 
 
-async def versions_view(state: Any, model: str) -> dict[str, Any]:
+async def versions_view(state: TierState, model: str) -> dict[str, Any]:
     settings = state.settings
     config = settings.graph_config
     models_config = config.models_config if config.effective_file is not None else None
@@ -55,7 +56,7 @@ async def versions_view(state: Any, model: str) -> dict[str, Any]:
     }
 
 
-async def pin(state: Any, model: str, version: int, reason: str) -> None:
+async def pin(state: TierState, model: str, version: int, reason: str) -> None:
     published = sorted(state.registry.published_versions(model))
     if version not in published:
         known = Versions(published, await loaded_versions(state, model))
@@ -79,7 +80,7 @@ async def pin(state: Any, model: str, version: int, reason: str) -> None:
         await asyncio.to_thread(store.remove, model, None, holder)
 
 
-async def unpin(state: Any, model: str, version: int) -> None:
+async def unpin(state: TierState, model: str, version: int) -> None:
     store = PinStore(state.database)
     if not await asyncio.to_thread(store.remove, model, [version], OPERATOR):
         held = [p.version for p in await asyncio.to_thread(store.active, model) if not p.pending]

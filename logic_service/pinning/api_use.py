@@ -44,7 +44,7 @@ from pathlib import Path
 
 from tensorflow_serving.config import model_server_config_pb2
 
-from logic_service.api_config import DEFAULT_API_VERSION, is_api_version
+from logic_service.settings.api_versions import DEFAULT_API_VERSION, is_api_version
 
 MANIFEST = Path("assets.extra") / "tierkit.json"
 MANIFEST_FORMAT = "tierkit.manifest/1"

@@ -12,7 +12,17 @@ shows (``GET /admin/models/{model}/versions``) and a versions CLI can ask
 - a pin holds it (``pins``: an operator's, or a ``rollout set`` waiting for it);
 - a live request API needs it (``api_use``): while a model serves two or more
   APIs, the newest version of each (and, until that one is ready, the version
-  still serving the API).
+  still serving the API);
+- it is the model's **last servable version**: the version the logic tier
+  serves by default, the ``stable`` label's if it is ready, else the newest
+  version ready in the logic tier (AVAILABLE in the graph tier, its features
+  loaded and its example run); while none is ready yet, the oldest AVAILABLE
+  version not refused (``ModelRegistry.holdable_versions``). So a newer
+  version the logic tier refuses (feature code that fails to load, an example
+  that no longer runs) is never made the only loaded version:
+  under ``latest { num_versions: 1 }`` the graph tier would otherwise unload the
+  version that serves the moment the broken one is AVAILABLE. The pin moves to
+  the new version once it is ready, and the old one unloads then.
 
 A rollout of strategy ``stable`` names nothing beyond its shadow or holdout:
 ending a rollout (``{"strategy": "stable"}``) releases its versions.
@@ -26,12 +36,14 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import Engine
+from tensorflow_serving.config import model_server_config_pb2
 
-from logic_service.pinning.api_use import ApiContext, ApiUse
+from logic_service.pinning.api_use import ApiContext, ApiUse, policy_candidates
 from logic_service.pinning.pins import Pin, PinStore
-from logic_service.rollout_config import RolloutSpec
+from logic_service.settings.rollout import RolloutSpec
 
-Kind = Literal["rollout", "label", "pin", "api"]
+Kind = Literal["rollout", "label", "pin", "api", "servable"]
+LAST_SERVABLE = "last servable version (what the logic tier serves by default)"
 
 
 @dataclass(frozen=True)
@@ -88,8 +100,13 @@ def versions_in_use(
     pins: Iterable[Pin] = (),
     stable_label: str = "stable",
     api: Iterable[ApiUse] = (),
+    servable: int | None = None,
 ) -> dict[int, list[Use]]:
-    """``{version: [reasons]}`` for one model (pure: every input is given)."""
+    """``{version: [reasons]}`` for one model (pure: every input is given).
+
+    ``servable``: the newest version ready in the logic tier (None where no logic
+    tier runs yet, as for the graph tier's first config).
+    """
     uses: dict[int, list[Use]] = {}
 
     def add(version: int | None, use: Use) -> None:
@@ -110,7 +127,47 @@ def versions_in_use(
         add(pin.version, Use("pin", why))
     for need in api:
         add(need.version, Use("api", need.why))
+    add(servable, Use("servable", LAST_SERVABLE))
     return dict(sorted(uses.items()))
+
+
+def last_servable(
+    apis: ApiContext | None,
+    model: str,
+    allowed: Iterable[int] | None = None,
+    stable: int | None = None,
+) -> int | None:
+    """The version the logic tier serves by default now (None when nobody knows or none).
+
+    That is the ``stable`` label's version when it is ready (as routing prefers
+    it), else the newest ready version. ``allowed``: the versions the user's
+    policy may serve (a ``specific`` list, the versions of live request APIs); a
+    version outside them is never held, so editing models.config back to an
+    older version, or retiring an API, still releases the newer one.
+    """
+    if apis is None or apis.ready is None:
+        return None
+    try:
+        ready = set(apis.ready(model))
+    except KeyError:  # a model this logic tier does not serve
+        return None
+    if allowed is not None:
+        ready &= set(allowed)
+    if stable is not None and stable in ready:
+        return stable
+    return max(ready) if ready else None
+
+
+def servable_among(
+    entry: model_server_config_pb2.ModelConfig,
+    on_disk: set[int] | None,
+    selectable: Iterable[int] | None,
+) -> set[int] | None:
+    """What ``last_servable`` may hold for ``entry``: its policy's candidates, live APIs'."""
+    if on_disk is None:
+        return None
+    allowed = policy_candidates(entry, on_disk)
+    return allowed & set(selectable) if selectable is not None else allowed
 
 
 def in_use_now(
@@ -127,17 +184,18 @@ def in_use_now(
     and the APIs its version folders serve (none of the last two when
     ``models_config`` is None or unreadable).
     """
-    from logic_service.api_retirement import load_retired
     from logic_service.pinning.models_config import (
         ConfigUnreadable,
         base_dir_of,
         published_versions,
         read_user_config,
     )
-    from logic_service.rollout_state import RolloutStore
+    from logic_service.storage.retired_apis import load_retired
+    from logic_service.storage.rollout_state import RolloutStore
 
     labels: dict[str, int] = {}
     needs: tuple[ApiUse, ...] = ()
+    allowed: set[int] | None = None
     entry = None
     if models_config is not None:
         try:
@@ -151,7 +209,16 @@ def in_use_now(
         folder = base_dir_of(entry.base_path, Path.cwd())
         on_disk = published_versions(folder) if folder is not None else None
         retired = load_retired(engine).get(model, {})
-        needs = (apis or ApiContext()).needs(entry, folder, on_disk, retired).uses
+        found = (apis or ApiContext()).needs(entry, folder, on_disk, retired)
+        needs = found.uses
+        allowed = servable_among(entry, on_disk, found.selectable)
     record = RolloutStore(engine).get(model)
     pins = PinStore(engine).active(model)
-    return versions_in_use(record.spec if record else None, labels, pins, stable_label, needs)
+    return versions_in_use(
+        record.spec if record else None,
+        labels,
+        pins,
+        stable_label,
+        needs,
+        last_servable(apis, model, allowed, labels.get(stable_label)),
+    )

@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from logic_service.graph_client import GraphClient, GraphError
+from logic_service.graph.client import GraphClient, GraphError
 from logic_service.pinning.api_use import ApiContext, api_context
 from logic_service.pinning.in_use import Use
 from logic_service.pinning.missing import MissingVersion
@@ -44,8 +44,8 @@ from logic_service.pinning.models_config import (
 )
 from logic_service.pinning.pins import PinStore
 from logic_service.pinning.plan import Plan, plan_effective
-from logic_service.rollout_config import RolloutSpec
-from logic_service.rollout_state import RolloutStore
+from logic_service.settings.rollout import RolloutSpec
+from logic_service.storage.rollout_state import RolloutStore
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class GraphConfigKeeper:
         health: HealthSource | None = None,
         apis: ApiContext | None = None,
         clock: Callable[[], float] = time.time,
+        repository: Path | None = None,
     ) -> None:
         self.models_config = models_config
         self.effective_file = effective_file
@@ -108,6 +109,7 @@ class GraphConfigKeeper:
         self.health = health
         self.apis = apis if apis is not None else ApiContext()
         self.clock = clock
+        self.repository = repository  # its model folders are served without a models.config entry
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._where = f"{effective_file.parent.name}/{effective_file.name}"  # for events
         self.last_good: bytes | None = None
@@ -164,7 +166,12 @@ class GraphConfigKeeper:
         """What the effective config should be now (None when models.config is unreadable)."""
         try:
             plan = plan_effective(
-                self.models_config, self.rollouts, self.pins, self.stable_label, self.apis
+                self.models_config,
+                self.rollouts,
+                self.pins,
+                self.stable_label,
+                self.apis,
+                self.repository,
             )
         except ConfigUnreadable as exc:
             self._say(f"keeping {self.effective_file} as it is: {exc}")
@@ -327,7 +334,8 @@ async def start_keeper(
         interval_s=config.interval_s,
         verify_s=config.verify_s,
         health=lambda model, spec: missing_in(registry, model, spec, stable),
-        apis=api_context(settings, ready=lambda model: registry.routable(model).ready_versions),
+        apis=api_context(settings, ready=registry.holdable_versions),
+        repository=settings.model_repository,
     )
     log.info(
         "graph config keeper: versions in use stay loaded; %s follows %s",

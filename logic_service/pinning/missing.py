@@ -2,7 +2,7 @@
 
 A version can leave after a rollout was set: its folder deleted, a load that
 failed, the graph tier restarted. Routing then follows the fallback rule
-(``rollout_routing``); this module says what is missing so the dashboard
+(``routing/strategies.py``); this module says what is missing so the dashboard
 shows a warning, ``/metrics`` counts it (``tierkit_rollout_missing_versions``)
 and the keeper records a ``version_missing`` event. Pure over the registry's
 view, so every worker tells the same story from what it sees.
@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from logic_service.graph_client import VersionStatus
+from logic_service.graph.client import VersionStatus
 from logic_service.pinning.in_use import resolve_target, rollout_roles
-from logic_service.rollout_config import RolloutSpec
+from logic_service.settings.rollout import RolloutSpec
 
 TRANSIENT = ("loading", "unloading")
 

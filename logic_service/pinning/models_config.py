@@ -18,7 +18,7 @@ one, ``specific`` the listed ones that exist.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +31,8 @@ ModelServerConfig = model_server_config_pb2.ModelServerConfig
 
 HEADER = (
     "# Written by tierkit's logic tier from {source}: the versions in use (rollouts,\n"
-    "# labels, pins) are added to each model's policy so that they stay loaded.\n"
+    "# labels, pins, the last servable version) are added to each model's policy so\n"
+    "# that they stay loaded; models published in the repository are added too.\n"
     "# Do not edit: edit {source}; this file follows it within a second.\n"
 )
 
@@ -127,11 +128,22 @@ class EffectiveConfig:
         return {name: set(plan.pinned) for name, plan in self.plans.items() if plan.pinned}
 
 
+def repository_entry(name: str, base_path: str) -> model_server_config_pb2.ModelConfig:
+    """The entry of a model found in the repository but not in models.config: TF Serving's
+    defaults (``latest { num_versions: 1 }``), as ``python -m export config`` would add it."""
+    entry = model_server_config_pb2.ModelConfig(
+        name=name, base_path=base_path, model_platform="tensorflow"
+    )
+    entry.model_version_policy.latest.num_versions = 1
+    return entry
+
+
 def effective_config(
     user: UserConfig,
     in_use: Mapping[str, set[int]],
     on_disk: Mapping[str, set[int] | None],
     selectable: Mapping[str, set[int]] | None = None,
+    added: Sequence[model_server_config_pb2.ModelConfig] = (),
 ) -> EffectiveConfig:
     """The config the graph tier should serve, with the plan of every model it changed.
 
@@ -139,9 +151,12 @@ def effective_config(
     then stays as the user wrote it (nothing known to pin against).
     ``selectable[name]``, when given, is what the user's policy selects from
     instead of every folder (the versions of live request APIs, ``api_use``).
+    ``added``: entries of models published in the repository that models.config
+    does not name (``repository_entry``), served without an edit of it.
     """
     config = ModelServerConfig()
     config.CopyFrom(user.config)
+    config.model_config_list.config.extend(added)
     plans: dict[str, ModelPlan] = {}
     for entry in config.model_config_list.config:
         used = in_use.get(entry.name, set())
@@ -158,7 +173,7 @@ def effective_config(
         entry.model_version_policy.Clear()
         entry.model_version_policy.specific.versions.extend(plan.versions)
         plans[entry.name] = plan
-    if not plans:
+    if not plans and not added:
         return EffectiveConfig(user.text)
     source = user.path.name
     text = HEADER.format(source=source) + text_format.MessageToString(config)

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from logic_service.storage import metadata
+from logic_service.storage.database import metadata
 
 OPERATOR = "operator"
 PENDING_PREFIX = "pending:"

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from logic_service.database_url import DatabaseConfigError
 from logic_service.pinning.api_use import ApiContext
 from logic_service.pinning.models_config import (
     ConfigUnreadable,
@@ -25,20 +24,25 @@ from logic_service.pinning.models_config import (
 )
 from logic_service.pinning.pins import PinStore
 from logic_service.pinning.plan import plan_effective
-from logic_service.rollout_state import RolloutStore
+from logic_service.storage.database_url import DatabaseConfigError
+from logic_service.storage.rollout_state import RolloutStore
 
 log = logging.getLogger(__name__)
 
 
 def effective_at_start(
-    models_config: Path, database_url: str, stable_label: str, apis: ApiContext | None = None
+    models_config: Path,
+    database_url: str,
+    stable_label: str,
+    apis: ApiContext | None = None,
+    repository: Path | None = None,
 ) -> bytes:
     """The effective config from the database as it is, else the user's file as it is.
 
     A models.config that does not parse is passed on byte for byte: the graph
     tier then refuses it in its own words. Raises OSError when it cannot be read.
     """
-    from logic_service.storage import create_engine
+    from logic_service.storage.database import create_engine
 
     text = models_config.read_bytes()
     try:
@@ -48,7 +52,7 @@ def effective_at_start(
         return text
     try:
         plan = plan_effective(
-            models_config, RolloutStore(engine), PinStore(engine), stable_label, apis
+            models_config, RolloutStore(engine), PinStore(engine), stable_label, apis, repository
         )
         return plan.effective.text
     except ConfigUnreadable:
@@ -66,9 +70,13 @@ def seed_effective_file(
     database_url: str,
     stable_label: str = "stable",
     apis: ApiContext | None = None,
+    repository: Path | None = None,
 ) -> bytes:
-    """Write the effective file (atomically, only when it changes); its content."""
-    text = effective_at_start(models_config, database_url, stable_label, apis)
+    """Write the effective file (atomically, only when it changes); its content.
+
+    ``repository``: its model folders not in models.config are served from the start.
+    """
+    text = effective_at_start(models_config, database_url, stable_label, apis, repository)
     try:
         current = effective_file.read_bytes()
     except OSError:

@@ -19,14 +19,33 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
-from logic_service.api_errors import ApiError
-from logic_service.graph_client import GraphError
+from sqlalchemy.engine import Engine
+
+from logic_service.errors import ApiError
+from logic_service.graph.client import GraphError
 from logic_service.pinning.in_use import resolve_target, rollout_roles
 from logic_service.pinning.models_config import ConfigUnreadable, labels_of, read_user_config
 from logic_service.pinning.pins import PENDING_PREFIX, PinStore
-from logic_service.rollout_config import RolloutSpec
-from logic_service.version_policy import NoVersion, StableOrNewest
+from logic_service.routing.version_policy import NoVersion, StableOrNewest
+from logic_service.settings import LogicSettings
+from logic_service.settings.rollout import RolloutSpec
+from logic_service.versions.registry import ModelRegistry
+
+
+class TierState(Protocol):
+    """What pinning reads of the running tier (``services.Services`` has it all)."""
+
+    @property
+    def settings(self) -> LogicSettings: ...
+
+    @property
+    def registry(self) -> ModelRegistry: ...
+
+    @property
+    def database(self) -> Engine: ...
+
 
 POLL_S = 0.25
 PENDING_GRACE_S = 30.0  # a pending pin outlives its wait by this much, then expires
@@ -43,10 +62,10 @@ class Versions:
         return f"published: {self.published or 'none'}; loaded: {self.loaded or 'none'}"
 
 
-def user_labels(state: object, model: str) -> dict[str, int]:
+def user_labels(state: TierState, model: str) -> dict[str, int]:
     """Labels of ``model``: the graph tier's, and models.config's where the keeper reads it."""
-    settings = state.settings  # type: ignore[attr-defined]
-    labels = dict(state.registry.version_view(model).labels)  # type: ignore[attr-defined]
+    settings = state.settings
+    labels = dict(state.registry.version_view(model).labels)
     if settings.graph_config.effective_file is None:
         return labels  # models.config may not even be the graph tier's file then
     try:
@@ -56,8 +75,8 @@ def user_labels(state: object, model: str) -> dict[str, int]:
     return labels | labels_of(user.config, model)
 
 
-async def loaded_versions(state: object, model: str) -> list[int]:
-    registry = state.registry  # type: ignore[attr-defined]
+async def loaded_versions(state: TierState, model: str) -> list[int]:
+    registry = state.registry
     try:
         statuses = await registry.client.model_status(model, 5.0)
     except GraphError:
@@ -67,15 +86,15 @@ async def loaded_versions(state: object, model: str) -> list[int]:
     return sorted(s.version for s in statuses if s.state == "AVAILABLE")
 
 
-def with_explicit_baseline(state: object, model: str, spec: RolloutSpec) -> RolloutSpec:
+def with_explicit_baseline(state: TierState, model: str, spec: RolloutSpec) -> RolloutSpec:
     """A canary without a baseline: the stable label if defined, else the version serving now."""
     if spec.strategy != "canary" or spec.baseline:
         return spec
-    stable = state.settings.stable_label  # type: ignore[attr-defined]
+    stable = state.settings.stable_label
     if stable in user_labels(state, model):
         return spec
     try:
-        serving = StableOrNewest(stable).choose(state.registry.routable(model))  # type: ignore[attr-defined]
+        serving = StableOrNewest(stable).choose(state.registry.routable(model))
     except NoVersion as exc:
         raise ApiError(
             422,
@@ -86,9 +105,9 @@ def with_explicit_baseline(state: object, model: str, spec: RolloutSpec) -> Roll
     return spec.model_copy(update={"baseline": str(serving)})
 
 
-async def versions_named(state: object, model: str, spec: RolloutSpec) -> set[int]:
+async def versions_named(state: TierState, model: str, spec: RolloutSpec) -> set[int]:
     """Every version ``spec`` names, checked to be published (422 naming the ones that are not)."""
-    registry = state.registry  # type: ignore[attr-defined]
+    registry = state.registry
     labels = user_labels(state, model)
     for label in sorted(spec.label_targets() - set(labels)):  # not routed to yet: ask
         try:
@@ -100,7 +119,7 @@ async def versions_named(state: object, model: str, spec: RolloutSpec) -> set[in
     published = sorted(registry.published_versions(model))
     problems: list[str] = []
     versions: set[int] = set()
-    stable = state.settings.stable_label  # type: ignore[attr-defined]
+    stable = state.settings.stable_label
     for role in rollout_roles(spec, stable):
         version = resolve_target(role.target, labels)
         if version is None:
@@ -119,7 +138,7 @@ async def versions_named(state: object, model: str, spec: RolloutSpec) -> set[in
 
 
 async def ensure_loaded(
-    state: object, model: str, versions: set[int], holder: str, reason: str
+    state: TierState, model: str, versions: set[int], holder: str, reason: str
 ) -> None:
     """Pin ``versions`` for ``holder`` and wait until every one of them serves here.
 
@@ -128,8 +147,8 @@ async def ensure_loaded(
     pins) when one fails to load, does not load within
     ``graph_config.pin_wait_s``, or is not loaded while pinning is off.
     """
-    settings = state.settings  # type: ignore[attr-defined]
-    registry = state.registry  # type: ignore[attr-defined]
+    settings = state.settings
+    registry = state.registry
     config = settings.graph_config
     missing = versions - set(registry.routable(model).ready_versions)
     if config.effective_file is None:
@@ -146,7 +165,7 @@ async def ensure_loaded(
                 f"(graph_config.effective_file is unset) ({known.text()})",
                 "version_not_loaded",
             )
-    pins = PinStore(state.database)  # type: ignore[attr-defined]
+    pins = PinStore(state.database)
     deadline = time.monotonic() + config.pin_wait_s
     if config.effective_file is not None:
         # All of them, loaded or not: the user's policy may let one go before the keeper
@@ -163,9 +182,9 @@ async def ensure_loaded(
 
 
 async def _wait(
-    state: object, model: str, versions: set[int], deadline: float, limit: float
+    state: TierState, model: str, versions: set[int], deadline: float, limit: float
 ) -> None:
-    registry = state.registry  # type: ignore[attr-defined]
+    registry = state.registry
     while True:
         try:
             statuses = {s.version: s for s in await registry.client.model_status(model, 5.0)}

@@ -6,28 +6,22 @@ meets a real connection refusal.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from support.ports import free_port
 
 from logic_service.app import create_app
 from logic_service.features import ctr
 from logic_service.settings import LogicSettings
 
 
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module", params=["grpc", "rest"])
 def client(request, tmp_path_factory) -> TestClient:
-    port = _dead_port()
+    port = free_port()
     settings = LogicSettings(
         graph={
             "protocol": request.param,
@@ -133,7 +127,7 @@ def test_docs_describe_predict_with_the_demo_example(client: TestClient) -> None
 
 
 def test_grpc_client_does_not_import_tensorflow() -> None:
-    code = "import sys, logic_service.graph_client_grpc; print('tensorflow.python' in sys.modules)"
+    code = "import sys, logic_service.graph.grpc_client; print('tensorflow.python' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

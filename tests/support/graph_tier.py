@@ -16,6 +16,11 @@ it does not get there. ``GraphServer`` is what it returns:
     .metrics_path  "/monitoring/prometheus/metrics"
     .log_text()    its stderr so far
     .stop()        SIGTERM, then kill after 20 s
+
+``graph_tier`` is for tests that stop, kill and restart the graph tier on the
+same ports (e2e, fault tests): it returns a ``GraphTier`` (a ``Process`` on two
+free ports) started and waited for until every named model has an AVAILABLE
+version, or until a condition of the test's own holds.
 """
 
 from __future__ import annotations
@@ -25,13 +30,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from graph_service.command import graph_service_command
 from support.ports import free_ports
+from support.processes import ROOT, Process
+from support.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 METRICS_PATH = "/monitoring/prometheus/metrics"
 STARTUP_TIMEOUT_S = 120.0
 
@@ -182,3 +191,77 @@ def start_graph_server(
         server.stop()
         raise
     return server
+
+
+@dataclass
+class GraphTier:
+    """``python -m graph_service`` on fixed ports that can be stopped, killed, started again."""
+
+    process: Process
+    grpc_port: int
+    rest_port: int
+    repo: Path
+    models: tuple[str, ...] = ()  # start() waits until each has an AVAILABLE version
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def available_versions(self, model: str | None = None) -> list[int]:
+        """AVAILABLE versions of ``model`` (default: the first of ``models``), from REST."""
+        name = model or self.models[0]
+        response = httpx.get(f"{self.rest_url}/v1/models/{name}", timeout=2)
+        if response.status_code != 200:
+            return []
+        return sorted(
+            int(s["version"])
+            for s in response.json()["model_version_status"]
+            if s["state"] == "AVAILABLE"
+        )
+
+    def start(self, timeout: float = 120, until: Callable[[], bool] | None = None) -> None:
+        """Start the process; wait until ``until`` holds, by default every model serving."""
+        self.process.start()
+
+        def up() -> bool:
+            if not self.process.alive():
+                raise AssertionError(f"graph_service died:\n{self.process.tail()}")
+            if until is not None:
+                return until()
+            return all(self.available_versions(m) for m in self.models)
+
+        what = f"graph_service to serve {self.models}" if until is None else "graph_service"
+        wait_until(up, timeout, what)
+
+    def restart(self, timeout: float = 120) -> None:
+        """Start again after the process was killed (its Popen is forgotten, not waited for)."""
+        self.process.popen = None
+        self.start(timeout)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def graph_tier(
+    config: Path,
+    repo: Path,
+    log_path: Path,
+    models: Iterable[str],
+    *flags: str,
+    until: Callable[[GraphTier], bool] | None = None,
+    timeout: float = 120,
+) -> GraphTier:
+    """graph_service over ``config`` on two free ports, started; stopped again if never ready."""
+    grpc_port, rest_port = free_ports(2)
+    argv = graph_service_command(grpc_port, rest_port, f"--model_config_file={config}", *flags)
+    tier = GraphTier(Process(argv, log_path), grpc_port, rest_port, repo, tuple(models))
+    try:
+        tier.start(timeout, (lambda: until(tier)) if until is not None else None)
+    except BaseException:
+        tier.stop()
+        raise
+    return tier

@@ -13,8 +13,8 @@ from typing import Any
 
 def upgrade_at_the_barrier(url: str, barrier: Any, results: Any) -> None:
     """Put ``("ok", pid, revision before, revision after)`` or ``("error", pid, message)``."""
-    from logic_service.migrations import runner
-    from logic_service.storage import create_engine
+    from logic_service.storage.database import create_engine
+    from logic_service.storage.migrations import runner
 
     engine = create_engine(url)
     try:

@@ -49,6 +49,23 @@ def server_binaries() -> Path | None:
 class PostgresServer:
     socket_dir: Path
     password_file: Path  # the superuser's password, newline-terminated like `echo pw > file`
+    # pg_ctl with its data folder and options: stop() and start() the server (an outage)
+    pg_ctl: tuple[str, ...] = ()
+    start_options: tuple[str, ...] = ()
+
+    def stop(self) -> None:
+        """Stop the server at once (``-m immediate``): clients see it gone, as in a crash."""
+        subprocess.run(
+            [*self.pg_ctl, "-m", "immediate", "-w", "stop"],
+            check=True, capture_output=True, timeout=60, cwd=self.socket_dir,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        """Start it again on the same data, socket and password."""
+        subprocess.run(
+            [*self.pg_ctl, *self.start_options, "-w", "-t", "30", "start"],
+            check=True, capture_output=True, timeout=60, cwd=self.socket_dir,
+        )  # fmt: skip
 
     @property
     def password(self) -> str:
@@ -114,8 +131,9 @@ def throwaway_postgres() -> Iterator[PostgresServer]:
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise
+    control = (*as_user, str(bin_dir / "pg_ctl"), "-D", str(data))
     try:
-        yield PostgresServer(base, password_file)
+        yield PostgresServer(base, password_file, control, ("-o", options, "-l", str(log)))
     finally:
         with contextlib.suppress(subprocess.SubprocessError):
             run(bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")

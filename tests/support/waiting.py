@@ -1,10 +1,18 @@
-"""Polling until something is true, with a message that says what never happened."""
+"""Polling until something is true, with a message that says what never happened.
+
+Two policies for errors while polling: ``wait_for`` takes any exception as
+"not yet"; ``wait_until`` only a server not answering yet (``httpx.HTTPError``,
+``OSError``), so an ``AssertionError`` a condition raises (a tier died, its
+log quoted) ends the wait at once.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import httpx
 
 T = TypeVar("T")
 
@@ -33,3 +41,21 @@ def wait_for(
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}{detail}")
         time.sleep(interval)
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2
+) -> Any:
+    """Poll until ``condition`` is truthy (returned); only connection errors mean "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+        except (httpx.HTTPError, OSError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
