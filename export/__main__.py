@@ -43,6 +43,8 @@ def _options(args: argparse.Namespace) -> ExportOptions:
         force=args.force,
         features=args.features,
         feature_function=args.feature_function,
+        feature_module=args.feature_module,
+        example=args.example,
         input_schema=args.input_schema,
         signature_input=args.signature_input,
         api_version=args.api_version,

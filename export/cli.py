@@ -43,6 +43,8 @@ and returns outputs named after its output layers; check parity; publish.
 example:
   python -m export keras .demo/model.h5 --name ctr \\
       --features .demo/ctr_features.skops --sample .demo/ctr_sample.json
+  python -m export keras loan.h5 --name loan \\
+      --features loan_features.skops --feature-module loan_feats.py
 """
 
 _CHECKPOINT_HELP = """\
@@ -107,10 +109,25 @@ def _common_export_options() -> argparse.ArgumentParser:
         help="fitted feature transformer (.skops, or .pkl for pickle) to ship with the version",
     )
     features.add_argument(
+        "--feature-module",
+        type=Path,
+        metavar="FILE.py",
+        help="your feature code: its derive(record) -> derived features, INPUT_SCHEMA and "
+        "EXAMPLE_REQUEST; copied into the version with its sha256, the logic tier runs that copy",
+    )
+    features.add_argument(
         "--feature-function",
         metavar="MODULE:ATTR",
-        help="function raw record -> derived features "
-        "(default: logic_service.features.NAME:derive when that module exists)",
+        help="instead of --feature-module: an importable function raw record -> derived "
+        "features, not copied (default: logic_service.features.NAME:derive when that "
+        "module exists)",
+    )
+    features.add_argument(
+        "--example",
+        type=Path,
+        metavar="FILE.json",
+        help="one raw record for the end-to-end check and the manifest "
+        "(default: the feature module's EXAMPLE_REQUEST)",
     )
     features.add_argument(
         "--input-schema",

@@ -51,6 +51,8 @@ def build_manifest(
     warmup_records: int,
     api_version: str = DEFAULT_API_VERSION,
     compression: dict[str, Any] | None = None,
+    example_request: dict[str, Any] | None = None,
+    end_to_end: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -67,6 +69,10 @@ def build_manifest(
         "parity": parity,
         "warmup": {"records": warmup_records},
     }
+    if example_request is not None:  # one raw record: docs, OpenAPI, the load-time check
+        manifest["example_request"] = example_request
+    if end_to_end is not None:  # what the example scored at export, raw record to output
+        manifest["parity"] = {**parity, "end_to_end": end_to_end}
     if compression is not None:  # --quantize: the model.tflite beside the SavedModel
         manifest["compression"] = compression
     return manifest

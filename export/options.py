@@ -36,6 +36,8 @@ class ExportOptions:
     force: bool = False
     features: Path | None = None
     feature_function: str | None = None
+    feature_module: Path | None = None  # copied into the version (assets.extra/features.py)
+    example: Path | None = None  # one raw record for the end-to-end check
     input_schema: Path | None = None
     signature_input: str | None = None
     api_version: str = DEFAULT_API_VERSION

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from export.checks.parity import compare_outputs
 from export.checks.samples import batch_size, generate_arrays, read_sample_file, sample_arrays
 from export.checks.signatures import SignatureInfo, serving_signatures
@@ -19,7 +21,13 @@ from export.errors import ExportError
 from export.manifest import EXTRA_DIR, build_manifest, saved_model_files, write_manifest
 from export.options import DEFAULT_SIGNATURE, ExportOptions
 from export.progress import Progress
-from export.publish.features import copy_artifact, resolve_features, signature_input
+from export.publish.end_to_end import EndToEnd, run_end_to_end
+from export.publish.features import (
+    FeatureArtifact,
+    copy_artifact,
+    resolve_features,
+    signature_input,
+)
 from export.publish.quantize import QuantizeRequest, quantize, tolerance
 from export.publish.repository import VersionSlot
 from export.publish.warmup import WARMUP_FILE, write_warmup
@@ -49,7 +57,12 @@ def _pick_signature(signatures: dict[str, SignatureInfo], requested: str | None)
 def run_export(source: ModelSource, options: ExportOptions, progress: Progress) -> Path:
     """Publish ``source`` as ``<repo>/<name>/<version>`` and return that directory."""
     artifact = resolve_features(
-        options.features, options.feature_function, options.input_schema, options.name
+        options.features,
+        options.feature_function,
+        options.input_schema,
+        options.name,
+        options.feature_module,
+        options.example,
     )
     request = read_sample_file(options.sample) if options.sample is not None else None
     calibration = read_sample_file(options.calibration) if options.calibration else None
@@ -101,9 +114,14 @@ def run_export(source: ModelSource, options: ExportOptions, progress: Progress) 
             progress.step(f"writing warmup requests to {EXTRA_DIR}/{WARMUP_FILE}")
             records = write_warmup(extra / WARMUP_FILE, options.name, signature_name, samples)
             features_entry: dict[str, Any] | None = None
+            end_to_end = None
             if artifact is not None:
                 features_entry = copy_artifact(artifact, extra)
                 features_entry["signature_input"] = features_input
+                end_to_end = _end_to_end(
+                    source, slot.tmp_dir, signature_name, signature, artifact, features_entry,
+                    options, progress,
+                )
             manifest = build_manifest(
                 name=options.name,
                 version=version,
@@ -116,12 +134,60 @@ def run_export(source: ModelSource, options: ExportOptions, progress: Progress) 
                 warmup_records=records,
                 api_version=options.api_version,
                 compression=compression,
+                example_request=artifact.example if artifact is not None else None,
+                end_to_end=end_to_end.as_manifest() if end_to_end is not None else None,
             )
             write_manifest(slot.tmp_dir, manifest)
             progress.step(f"publishing {slot.final_dir}")
             return slot.publish()
     finally:
         source.close()
+
+
+def _end_to_end(
+    source: ModelSource,
+    directory: Path,
+    signature_name: str,
+    signature: SignatureInfo,
+    artifact: FeatureArtifact,
+    entry: dict[str, Any],
+    options: ExportOptions,
+    progress: Progress,
+) -> EndToEnd | None:
+    """The example record through the copied features and both graphs (publish/end_to_end)."""
+    if artifact.example is None:
+        if artifact.code is not None:
+            raise ExportError(
+                f"--feature-module {artifact.code}: needs an example record to check the "
+                "version end to end: define EXAMPLE_REQUEST in it or pass --example FILE.json"
+            )
+        progress.step(
+            "no example record (EXAMPLE_REQUEST or --example): end-to-end check skipped"
+        )
+        return None
+    from export.checks.session_loader import SessionModel
+
+    progress.step(
+        "end-to-end check: the example record through the version's feature code, "
+        "transformer and exported SavedModel, as the logic tier will run it"
+    )
+    with SessionModel(directory) as exported:
+        result = run_end_to_end(
+            artifact.example,
+            directory / EXTRA_DIR,
+            entry,
+            artifact.derive,
+            signature,
+            lambda inputs: exported.run(signature_name, inputs),
+            lambda inputs: _run_original(source, signature_name, inputs),
+            options.atol,
+        )
+    shown = ", ".join(
+        f"{k} {np.ravel(v)[0]:.6g}" if np.size(v) == 1 else f"{k} {v}"
+        for k, v in result.outputs.items()
+    )
+    progress.step(f"end-to-end ok: {shown} (original vs export {result.max_abs_diff:.3g})")
+    return result
 
 
 def _quantize(
