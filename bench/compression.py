@@ -199,7 +199,9 @@ def _served(model: BenchModel, reference: np.ndarray, args, workdir: Path) -> di
     )
     server = GraphServer(
         [f"--model_config_file={config}", "--prefer_tflite_model=true"],
-        workdir / f"{model.name}-server.log", model.name, expect_versions=tuple(VERSIONS),
+        workdir / f"{model.name}-server.log",
+        model.name,
+        expect_versions=tuple(VERSIONS),
     )
     loadgen = LoadGenerator()
     results: dict[int, Any] = {}
@@ -210,8 +212,13 @@ def _served(model: BenchModel, reference: np.ndarray, args, workdir: Path) -> di
             results[version] = {}
             for level in LEVELS:
                 spec = LoadSpec(
-                    "grpc", "127.0.0.1", server.grpc_port, payload, level,
-                    args.warmup, args.duration,
+                    "grpc",
+                    "127.0.0.1",
+                    server.grpc_port,
+                    payload,
+                    level,
+                    args.warmup,
+                    args.duration,
                 )
                 outcome = loadgen.run(spec)
                 latencies = outcome.latencies * 1000

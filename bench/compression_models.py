@@ -57,7 +57,10 @@ def train_demo(workdir: Path) -> dict[str, Path]:
     out = workdir / "demo"
     subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "train_demo.py"), "--out", str(out)],
-        check=True, cwd=ROOT, capture_output=True, text=True,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     return {
         "model": out / "model.h5",
@@ -95,9 +98,7 @@ def train_large(workdir: Path, rows: int = 24_000, seed: int = 3) -> tuple[dict[
         "eval": out / "eval.json",
     }
     files["sample"].write_text(json.dumps({"inputs": {"features": _rows(features[:8])}}))
-    files["calibration"].write_text(
-        json.dumps({"inputs": {"features": _rows(features[:256])}})
-    )
+    files["calibration"].write_text(json.dumps({"inputs": {"features": _rows(features[:256])}}))
     files["eval"].write_text(
         json.dumps(
             {
@@ -115,8 +116,15 @@ def publish_versions(name: str, files: dict[str, Path], repo: Path, params: int)
     from export.__main__ import main as export_main
 
     common = [
-        "keras", str(files["model"]), "--name", name, "--repo", str(repo),
-        "--sample", str(files["sample"]), "--quiet",
+        "keras",
+        str(files["model"]),
+        "--name",
+        name,
+        "--repo",
+        str(repo),
+        "--sample",
+        str(files["sample"]),
+        "--quiet",
     ]
     for version, mode in VERSIONS.items():
         extra: list[str] = []

@@ -35,9 +35,7 @@ def _table(model: dict[str, Any]) -> list[str]:
         row = versions[version]
         served = row["served"]
         metric = row["metric"]
-        delta = (
-            f"{metric['quantized'] - metric['float']:+.4f}" if metric is not None else "(ref.)"
-        )
+        delta = f"{metric['quantized'] - metric['float']:+.4f}" if metric is not None else "(ref.)"
         ratio = "(ref.)" if version == 1 else f"{base['bytes'] / row['bytes']:.1f}x smaller"
         lines.append(
             f"| {mode} | {_kb(row['bytes'])} | {ratio} "

@@ -106,8 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--parts",
         default="in-process,noop,breakdown,server,paired,version-load",
-        help="comma-separated subset of: in-process, noop, breakdown, server, paired, "
-        "version-load",
+        help="comma-separated subset of: in-process, noop, breakdown, server, paired, version-load",
     )
     parser.add_argument(
         "--pair-rounds", type=int, default=6, help="rounds of the paired goal-1 measurement"
