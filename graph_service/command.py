@@ -13,8 +13,10 @@ import sys
 # What ./scripts/up runs with, and so what `bench stack` measures.
 LOCAL_STACK_FLAGS = (
     "--file_system_poll_wait_seconds=1",
-    # Re-read models.config so label moves (export config, rollouts) apply live.
-    "--model_config_file_poll_wait_seconds=2",
+    # Re-read models.config so label moves (export config, rollouts) apply live, and each
+    # second: the logic tier's effective config names the versions to load (a new
+    # version folder is loaded once it is there, docs/rollouts.md).
+    "--model_config_file_poll_wait_seconds=1",
     # Labels in models.config may name a version that is still loading at start-up;
     # TF Serving refuses such a config without this flag.
     "--allow_version_labels_for_unavailable_models=true",

@@ -7,7 +7,8 @@ first). Supervisor (``supervisord -n`` with a config generated per run, see
 and REST ports, ``models.config``, polling the repository every second) and
 ``python -m logic_service serve`` pointed at it, restarts a tier that dies and
 rotates their logs under ``logs/``. This runner waits until the logic tier's
-``/readyz`` answers 200, prints the URLs and a ready-to-paste ``curl``, then
+``/readyz`` answers 200, prints the URLs and a ready-to-paste ``curl`` for every
+model the logic tier serves (read from its ``/openapi.json``), then
 follows Supervisor over XML-RPC: every exit and restart is told on the terminal
 and in ``logs/up.log``, and a crash loop ends the run with the tier's last log
 lines. Ctrl-C stops both tiers (the logic tier first) and Supervisor.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -29,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # stack_supervision/ is a folder of the repository
@@ -45,9 +48,10 @@ from stack_supervision.supervisord_config import (  # noqa: E402
     LOG_MAX_BYTES,
     TierProgram,
 )
-from stack_supervision.supervisord_process import Supervisord, SupervisordError  # noqa: E402
-from stack_supervision.tier_watch import TierWatch, duration  # noqa: E402
-from stack_supervision.up_log import UpLog  # noqa: E402
+
+if TYPE_CHECKING:
+    from stack_supervision.tier_watch import TierWatch
+    from stack_supervision.up_log import UpLog
 
 POLL_S = 0.5
 
@@ -94,15 +98,56 @@ def readyz(url: str) -> tuple[int, str]:
         return 0, str(exc)
 
 
-def demo_curl(url: str) -> str:
-    from logic_service.features.ctr import EXAMPLE_REQUEST
+MODEL_PATH = re.compile(r"^/(v[0-9]+)/models/([^/{}]+)/predict$")
 
-    body = json.dumps(EXAMPLE_REQUEST)
+
+def served_models(url: str) -> list[tuple[str, str, Any]] | str:
+    """(model, API, example record or None) of every model the running logic tier serves.
+
+    Asked of the tier itself (its ``/openapi.json`` lists each served model's own
+    path with an example), so a model discovered in the repository shows up too;
+    a problem reading it is answered as a string.
+    """
+    try:
+        with urllib.request.urlopen(f"{url}/openapi.json", timeout=10) as response:
+            document = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"cannot read {url}/openapi.json: {exc}"
+    found = []
+    for path, item in sorted(document.get("paths", {}).items()):
+        matched = MODEL_PATH.match(path)
+        if matched is None or "post" not in item:
+            continue
+        content = item["post"].get("requestBody", {}).get("content", {}).get("application/json", {})
+        example = content.get("examples", {}).get("one record", {}).get("value")
+        found.append((matched[2], matched[1], example))
+    return sorted(found, key=lambda m: (m[0], int(m[1][1:])))
+
+
+def model_curl(url: str, model: str, api: str, example: Any) -> str:
+    body = json.dumps(example)
     return (
-        f"curl -s -X POST {url}/v1/models/ctr/predict \\\n"
+        f"curl -s -X POST {url}/{api}/models/{model}/predict \\\n"
         f"  -H 'Content-Type: application/json' \\\n"
         f"  -d {shlex.quote(body)}"
     )
+
+
+def models_section(url: str) -> str:
+    """The banner's part that shows each served model and a curl that scores its example."""
+    models = served_models(url)
+    if isinstance(models, str):
+        return f"  models: {models}; see {url}/docs\n"
+    if not models:
+        return f"  no model is served yet; see {url}/readyz\n"
+    names = sorted({m for m, _, _ in models})
+    lines = [f"  models served: {', '.join(names)} (request schemas in {url}/docs)\n"]
+    for model, api, example in models:
+        if example is None:
+            lines.append(f"\n  {model} (API {api}): no example record; its schema is in /docs\n")
+            continue
+        lines.append(f"\n  try {model} (API {api}):\n\n{model_curl(url, model, api, example)}\n")
+    return "".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -143,6 +188,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(rollouts, labels, pins), kept by the logic tier (default var/graph/models.config)",
     )
     parser.add_argument(
+        "--graph-metrics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the graph tier's Prometheus metrics on its REST port at "
+        "/monitoring/prometheus/metrics (deploy/tfserving/monitoring.config, as compose "
+        "gives TF Serving; default on)",
+    )
+    parser.add_argument(
         "--log-dir", type=Path, default=Path("logs"), help="where both tiers log (default logs)"
     )
     parser.add_argument(
@@ -164,6 +217,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+MONITORING_CONFIG = ROOT / "deploy" / "tfserving" / "monitoring.config"
+
+
+def graph_metrics_flags(enabled: bool) -> list[str]:
+    """TF Serving's flag for its Prometheus exporter, with the file compose gives it."""
+    return [f"--monitoring_config_file={MONITORING_CONFIG}"] if enabled else []
+
+
 def tier_programs(args: argparse.Namespace, log_dir: Path) -> list[TierProgram]:
     """The two tiers, graph first (Supervisor starts by priority and stops in reverse)."""
     graph = TierProgram(
@@ -174,6 +235,7 @@ def tier_programs(args: argparse.Namespace, log_dir: Path) -> list[TierProgram]:
             args.graph_rest_port,
             f"--model_config_file={args.effective_models_config.resolve()}",
             *LOCAL_STACK_FLAGS,
+            *graph_metrics_flags(args.graph_metrics),
         ),
         log_dir / "graph.log",
         priority=100,
@@ -206,6 +268,8 @@ def tier_programs(args: argparse.Namespace, log_dir: Path) -> list[TierProgram]:
             # the keeper: versions in use stay loaded whatever models.config's policy
             "TIERKIT_GRAPH_CONFIG__MODELS_CONFIG": str(args.models_config.resolve()),
             "TIERKIT_GRAPH_CONFIG__EFFECTIVE_FILE": str(args.effective_models_config.resolve()),
+            # feature code published into your own repository runs (docs/security.md)
+            "TIERKIT_FEATURES__TRUST_MODEL_REPOSITORY": "true",
         },
         own_log=log_dir / "logic.log",
     )
@@ -235,6 +299,7 @@ def seed_graph_config(args: argparse.Namespace) -> str | None:
             settings.storage.database_url,
             settings.stable_label,
             api_context(settings),
+            settings.model_repository,  # models published there but not in models.config
         )
     except OSError as exc:
         return f"cannot seed {args.effective_models_config}: {exc.strerror or exc}"
@@ -242,7 +307,11 @@ def seed_graph_config(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv)  # --help ends here: usage only, nothing imported that needs .venv
+    from stack_supervision.supervisord_process import Supervisord, SupervisordError
+    from stack_supervision.tier_watch import TierWatch
+    from stack_supervision.up_log import UpLog
+
     os.chdir(ROOT)
     if not args.models_config.is_file():
         print(
@@ -323,10 +392,10 @@ def print_banner(args: argparse.Namespace, url: str, log_dir: Path) -> None:
         "\n"
         f"  logic tier   {url}   (docs {url}/docs, metrics {url}/metrics)\n"
         f"  graph tier   gRPC 127.0.0.1:{args.graph_port}   "
-        f"REST http://127.0.0.1:{args.graph_rest_port}/v1/models/ctr\n"
+        f"REST http://127.0.0.1:{args.graph_rest_port}/v1/models/<model>\n"
         f"  logs         {log_dir}/logic.log, {log_dir}/graph.log, {log_dir}/up.log\n"
-        "\n  try the demo request:\n\n"
-        f"{demo_curl(url)}\n\n"
+        "\n"
+        f"{models_section(url)}\n"
         "  A tier that dies is restarted (see ./scripts/up --help).\n"
         "  Ctrl-C stops both tiers.\n",
         flush=True,
@@ -335,6 +404,8 @@ def print_banner(args: argparse.Namespace, url: str, log_dir: Path) -> None:
 
 def follow(url: str, watch: TierWatch, up_log: UpLog) -> int:
     """Until Ctrl-C: tell exits and restarts, and when the stack serves again; 1 on a crash loop."""
+    from stack_supervision.tier_watch import duration
+
     unready_seen = False
     while True:
         crash_loop = watch.poll()

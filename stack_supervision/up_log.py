@@ -26,7 +26,12 @@ class UpLog:
         handler = logging.handlers.TimedRotatingFileHandler(
             path, when="midnight", utc=True, backupCount=RETENTION_DAYS, encoding="utf-8"
         )
-        handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+        # ISO 8601 with the zone (the host's UTC offset), as the tiers' lines
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s - %(levelname)s - %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z"
+            )
+        )
         self._logger.addHandler(handler)
         self._line_open = False  # the dots of the readiness wait are on the line
 
