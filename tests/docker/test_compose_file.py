@@ -112,8 +112,10 @@ def test_model_repository_is_one_read_only_mount_shared_by_both_tiers() -> None:
 def test_logs_and_secrets_go_to_named_volumes_where_the_settings_look() -> None:
     volumes = {v["source"]: v for v in service("logic")["volumes"] if v.get("type") == "volume"}
     env = _logic_env()
-    assert set(volumes) == {"logic-logs", "stack-secrets", "graph-config"}
+    assert set(volumes) == {"logic-logs", "stack-secrets", "graph-config", "logic-spill"}
     assert volumes["logic-logs"]["target"] == env["TIERKIT_LOG__DIR"]
+    spill = PurePosixPath(env["TIERKIT_STORAGE__SPILL__DIR"])
+    assert PurePosixPath(volumes["logic-spill"]["target"]) in spill.parents
     secrets = PurePosixPath(volumes["stack-secrets"]["target"])
     assert volumes["stack-secrets"].get("read_only") is True
     assert PurePosixPath(env["TIERKIT_STORAGE__DATABASE_PASSWORD_FILE"]).parent == secrets
@@ -122,7 +124,7 @@ def test_logs_and_secrets_go_to_named_volumes_where_the_settings_look() -> None:
     assert PurePosixPath(postgres["environment"]["POSTGRES_PASSWORD_FILE"]).parent == secrets
     assert {v["source"] for v in postgres["volumes"]} == {"postgres-data", "stack-secrets"}
     assert service("secrets")["command"] == [str(secrets)]
-    for name in ("logic-logs", "postgres-data", "stack-secrets"):
+    for name in ("logic-logs", "logic-spill", "postgres-data", "stack-secrets"):
         assert name in compose()["volumes"]
 
 

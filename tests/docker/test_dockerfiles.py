@@ -113,16 +113,22 @@ def test_logic_builder_installs_runtime_dependencies_only_with_uv() -> None:
     assert installs, run
     for command in installs:
         assert "[dev]" not in command and " -e " not in command, command
-    assert "--no-deps ." in run, "the project itself: non-editable, deps already installed"
+    assert re.search(r"--no-deps (--target \S+ )?\.", run), "the project: non-editable, no deps"
     assert "uv pip compile pyproject.toml" in run, "[tool.uv] overrides apply to the resolution"
 
 
-def test_logic_runtime_stage_copies_only_the_venv() -> None:
+def test_logic_runtime_stage_copies_only_the_venv_then_the_project() -> None:
+    """The venv (dependencies only) first: after a code change its copy is cached."""
     _, runtime = stages(DOCKERFILES["logic"])
     from_builder = [i for i in runtime if i.keyword == "COPY" and "from" in i.flags()]
     assert [(i.flags()["from"], i.positional()) for i in from_builder] == [
-        ("builder", ["/opt/venv", "/opt/venv"])
+        ("builder", ["/opt/venv", "/opt/venv"]),
+        ("builder", ["/opt/project-bin/", "/opt/venv/bin/"]),
+        ("builder", ["/opt/project/", "/opt/venv/lib/python3.11/site-packages/"]),
     ]
+    builder, _ = stages(DOCKERFILES["logic"])
+    installs = re.findall(r"uv pip install [^&\n]*--no-deps[^&\n]*", _run_lines(builder))
+    assert installs and all("--target /opt/project" in i for i in installs), installs
     assert not re.search(r"\b(pip|uv) ", _run_lines(runtime)), "no installs in the runtime stage"
     env = _env(runtime)
     assert env["PATH"].startswith("/opt/venv/bin:")

@@ -148,7 +148,7 @@ def test_every_queried_metric_is_exported_by_our_code_or_tf_serving(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    from logic_service.metrics import Metrics as LogicMetrics
+    from logic_service.observability.metrics import Metrics as LogicMetrics
 
     known = _exported(LogicMetrics().registry) | _exported(GraphMetrics().registry)
     queried = {

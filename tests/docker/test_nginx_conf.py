@@ -171,3 +171,12 @@ def test_admin_errors_keep_the_json_error_shape_and_name_the_admin_timeout() -> 
     read = one(_location("/admin/"), "proxy_read_timeout")["args"][0]
     assert status == "504" and f"within {read.rstrip('s')} s" in error["error"]["message"]
     assert set(error["error"]) == {"code", "message", "request_id"}
+
+
+def test_metrics_are_not_served_through_the_public_edge() -> None:
+    block = _location("=", "/metrics")
+    status, body = one(block, "return")["args"]
+    assert status == "404"
+    text = body.replace("\\n", "\n").replace("$tierkit_request_id", "0123abcd")
+    assert json.loads(text)["error"]["code"] == "not_found"
+    assert not directives(block, "proxy_pass")
