@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from logic.ctr_artifacts import fitted_transformer
-
-from graph_service.command import graph_service_command
+from support.ctr_artifacts import fitted_transformer
+from support.ctr_versions import publish_version
+from support.graph_tier import graph_tier
+from support.ports import free_port
+from support.processes import ROOT, Process
+from support.waiting import wait_until
 
 from . import v2_features
-from .conftest import ROOT, Process, free_port, wait_until
-from .ctr_versions import publish_version
 
 NAME = "migrating"
 TOKEN = "api-versions-token"
@@ -87,28 +88,16 @@ def build_repo(directory: Path) -> tuple[Path, Path]:
 
 
 def start_graph(directory: Path, config: Path) -> tuple[Process, int]:
-    grpc_port, rest_port = free_port(), free_port()
-    process = Process(
-        graph_service_command(
-            grpc_port,
-            rest_port,
-            f"--model_config_file={config}",
-            "--file_system_poll_wait_seconds=1",
-            "--allow_version_labels_for_unavailable_models",
-        ),
+    tier = graph_tier(
+        config,
+        directory / "serving_models",
         directory / "api-graph.log",
+        (NAME,),
+        "--file_system_poll_wait_seconds=1",
+        "--allow_version_labels_for_unavailable_models",
+        until=lambda tier: len(tier.available_versions()) == 3,  # versions 1, 2 and 3
     )
-    process.start()
-
-    def served() -> bool:
-        if not process.alive():
-            raise AssertionError(f"graph_service died:\n{process.tail()}")
-        answer = httpx.get(f"http://127.0.0.1:{rest_port}/v1/models/{NAME}", timeout=2)
-        states = [s["state"] for s in answer.json().get("model_version_status", [])]
-        return answer.status_code == 200 and states.count("AVAILABLE") == 3
-
-    wait_until(served, 120, f"graph_service to serve {NAME} versions 1, 2, 3")
-    return process, grpc_port
+    return tier.process, tier.grpc_port
 
 
 def start_replica(directory: Path, name: str, grpc_port: int, database: Path) -> Replica:

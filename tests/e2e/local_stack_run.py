@@ -14,7 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .conftest import MODEL, ROOT, GraphTier, free_port, wait_until
+from support.graph_tier import GraphTier
+from support.ports import free_port
+from support.processes import ROOT
+from support.waiting import wait_until
+
+from .stack import MODEL
 
 BANNER_END = "Ctrl-C stops both tiers"
 

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from support.ctr_versions import publish_version
+from support.graph_tier import graph_tier
+from support.ports import free_port
+from support.processes import Process
+from support.waiting import wait_until
 
-from graph_service.command import graph_service_command
-
-from .conftest import Process, free_port, wait_until
-from .ctr_versions import publish_version
 from .rollout_versions import publish_misbehaving
 
 NAME = "rolled"
@@ -71,29 +72,17 @@ def build_repo(directory: Path, transformer: Any) -> tuple[Path, Path]:
 
 
 def start_graph(directory: Path, config: Path) -> tuple[Process, int]:
-    grpc_port, rest_port = free_port(), free_port()
-    process = Process(
-        graph_service_command(
-            grpc_port,
-            rest_port,
-            f"--model_config_file={config}",
-            "--file_system_poll_wait_seconds=1",
-            # as with TF Serving, labels on versions still loading need this at startup
-            "--allow_version_labels_for_unavailable_models",
-        ),
+    tier = graph_tier(
+        config,
+        directory / "serving_models",
         directory / "rollout-graph.log",
+        (NAME,),
+        "--file_system_poll_wait_seconds=1",
+        # as with TF Serving, labels on versions still loading need this at startup
+        "--allow_version_labels_for_unavailable_models",
+        until=lambda tier: len(tier.available_versions()) == len(VERSIONS),
     )
-    process.start()
-
-    def served() -> bool:
-        if not process.alive():
-            raise AssertionError(f"graph_service died:\n{process.tail()}")
-        answer = httpx.get(f"http://127.0.0.1:{rest_port}/v1/models/{NAME}", timeout=2)
-        states = [s["state"] for s in answer.json().get("model_version_status", [])]
-        return answer.status_code == 200 and states.count("AVAILABLE") == len(VERSIONS)
-
-    wait_until(served, 120, f"graph_service to serve {NAME} versions {VERSIONS}")
-    return process, grpc_port
+    return tier.process, tier.grpc_port
 
 
 def write_logic_config(directory: Path, repo: Path, grpc_port: int) -> tuple[Path, int]:

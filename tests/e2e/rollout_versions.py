@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from logic.ctr_artifacts import feature_width, write_assets
-
-from .ctr_versions import _atomic_save
+from support.ctr_artifacts import feature_width, write_assets
+from support.ctr_versions import atomic_save
 
 
 def publish_misbehaving(repo: Path, name: str, version: int, transformer: Any, kind: str) -> Path:
@@ -40,4 +39,4 @@ def publish_misbehaving(repo: Path, name: str, version: int, transformer: Any, k
     def assets(staging: Path) -> None:
         write_assets(staging, name, version, transformer)
 
-    return _atomic_save(repo, name, version, Misbehaving(), assets)
+    return atomic_save(repo, name, version, Misbehaving(), assets)

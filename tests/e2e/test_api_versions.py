@@ -21,12 +21,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from logic.ctr_artifacts import synthetic_records
+from support.ctr_artifacts import synthetic_records
+from support.ctr_versions import reference_scores
+from support.processes import ROOT
+from support.waiting import wait_until
 
 from . import v2_features
 from .api_versions_stack import AUTH, NAME, TOKEN, WINDOW_S, MigrationStack, start_stack
-from .conftest import ROOT, wait_until
-from .ctr_versions import reference_scores
 
 V1_HEADERS = {
     "deprecation": "@1796083200",  # 2026-12-01T00:00:00Z

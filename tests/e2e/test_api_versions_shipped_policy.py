@@ -28,14 +28,16 @@ from typing import Any
 
 import httpx
 import pytest
-from logic.ctr_artifacts import fitted_transformer
+from support.ctr_artifacts import fitted_transformer
+from support.ctr_versions import publish_version
+from support.waiting import wait_until
 
 from logic_service.features import ctr
+from logic_service.pinning.in_use import LAST_SERVABLE
 
 from . import v2_features
-from .conftest import MODEL, wait_until
-from .ctr_versions import publish_version
 from .local_stack_run import LocalStackRun, start_local_stack
+from .stack import MODEL
 from .test_rollouts_shipped_policy import shipped_models_config
 
 TOKEN = "api-shipped-admin-token"
@@ -162,10 +164,10 @@ def test_v1_keeps_answering_through_a_migration_and_is_released_once_retired(
         loop.more(100)
         assert loop.failures() == [], loop.failures()[:5]
         assert stack.graph_available() == [V1_FIRST, V2_FIRST]
-        assert before == {V1_FIRST: ["newest version of api v1"]}
+        assert before == {V1_FIRST: ["newest version of api v1", LAST_SERVABLE]}
         assert stack.in_use() == {
             V1_FIRST: ["newest version of api v1"],
-            V2_FIRST: ["newest version of api v2"],
+            V2_FIRST: ["newest version of api v2", LAST_SERVABLE],
         }
         first = Counter(a[1] for a in loop.answers)
 
@@ -202,19 +204,16 @@ def test_v1_keeps_answering_through_a_migration_and_is_released_once_retired(
         f"v1's version {V1_RETRAINED} released after the retirement",
     )
     # the newest folder is a v1 version, yet the retired API's versions are not selected
-    assert stack.in_use() == {V2_FIRST: ["newest version of api v2"]}
+    assert stack.in_use() == {V2_FIRST: ["newest version of api v2", LAST_SERVABLE]}
     assert stack.v2_version() == V2_FIRST
 
-    # 4. once the v1 folders are gone, one API is left: the user's models.config as written
+    # 4. once the v1 folders are gone, one API is left: only the last servable version is
+    # held (issue 29: a newer version the logic tier refuses never unloads it)
     for version in (V1_FIRST, V1_RETRAINED):
         doomed = stack.repo / MODEL / f".tmp-prune-{version}"
         (stack.repo / MODEL / str(version)).rename(doomed)
         shutil.rmtree(doomed)
-    effective = stack.run.effective_models_config
     wait_until(
-        lambda: effective.read_bytes() == stack.models_config.read_bytes(),
-        10,
-        "the user's models.config served as written",
+        lambda: stack.in_use() == {V2_FIRST: [LAST_SERVABLE]}, 10, "only the last servable held"
     )
-    assert stack.in_use() == {}
     assert stack.graph_available() == [V2_FIRST] and stack.v2_version() == V2_FIRST

@@ -16,14 +16,18 @@ import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from logic.ctr_artifacts import synthetic_records
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+from support.ctr_artifacts import synthetic_records
+from support.graph_tier import GraphTier
+from support.ports import free_port
+from support.processes import ROOT, Process
+from support.waiting import wait_until
 
 from logic_service.features import ctr
-from logic_service.prediction_log import predictions
-from logic_service.storage import open_database
+from logic_service.storage.database import open_database
+from logic_service.storage.prediction_log import predictions
 
-from .conftest import MODEL, MODELS, ROOT, GraphTier, LogicTier, Process, free_port, wait_until
+from .stack import MODEL, MODELS, LogicTier
 
 PREDICT = f"/v1/models/{MODEL}/predict"
 
@@ -163,7 +167,9 @@ def test_predictions_are_logged_joined_and_evaluated(logged) -> None:
     assert stats["coverage"] == pytest.approx(len(labels) / scored)
     assert stats["positives"] == int(truth.sum())
     assert stats["accuracy"] == pytest.approx(accuracy_score(truth, scores >= 0.5))
-    assert stats["auc"] == pytest.approx(roc_auc_score(truth, scores))
+    # from the aggregates' score bins: at most auc_max_error from the exact AUC
+    assert abs(stats["auc"] - roc_auc_score(truth, scores)) <= stats["auc_max_error"] + 1e-12
     assert stats["log_loss"] == pytest.approx(log_loss(truth, scores))
     latencies = [r.latency_ms for r in ok if r.record_index == 0]
-    assert stats["p50_ms"] == pytest.approx(np.percentile(latencies, 50))
+    # from the aggregates' latency histogram: within a factor 2^(1/4)
+    assert 2**-0.25 <= stats["p50_ms"] / np.percentile(latencies, 50) <= 2**0.25

@@ -1,4 +1,4 @@
-"""Micro-batching of graph calls (logic_service.graph_batching) against the real graph tier.
+"""Micro-batching of graph calls (logic_service.graph.batching) against the real graph tier.
 
 The batching client wraps the real gRPC and REST clients and calls the session's
 ``graph_service``: concurrent callers are merged into one call and each gets its
@@ -14,14 +14,15 @@ import re
 import httpx
 import numpy as np
 import pytest
+from support.graph_tier import GraphTier
 
-from logic_service.graph_batching import BatchingGraphClient
-from logic_service.graph_client import GraphRejected
-from logic_service.graph_client_grpc import GrpcGraphClient
-from logic_service.graph_client_rest import RestGraphClient
+from logic_service.graph.batching import BatchingGraphClient
+from logic_service.graph.client import GraphRejected
+from logic_service.graph.grpc_client import GrpcGraphClient
+from logic_service.graph.rest_client import RestGraphClient
 from logic_service.settings import GraphBatchingSettings
 
-from .conftest import GUARDED_MODEL, TENSOR_MODEL, GraphTier, LogicTier
+from .stack import GUARDED_MODEL, TENSOR_MODEL, LogicTier
 
 CALLERS = 20
 

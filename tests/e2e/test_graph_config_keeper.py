@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.ctr_versions import publish_version
+from support.graph_tier import GraphTier, graph_tier
 
-from graph_service.command import LOCAL_STACK_FLAGS, graph_service_command
-from logic_service.graph_client_grpc import GrpcGraphClient
+from graph_service.command import LOCAL_STACK_FLAGS
+from logic_service.graph.grpc_client import GrpcGraphClient
 from logic_service.pinning.keeper import GraphConfigKeeper
 from logic_service.pinning.pins import OPERATOR, PinStore
-from logic_service.rollout_state import RolloutStore
-from logic_service.storage import open_database
+from logic_service.storage.database import open_database
+from logic_service.storage.rollout_state import RolloutStore
 
-from .conftest import MODEL, GraphTier, Process, free_port, wait_until
-from .ctr_versions import publish_version
+from .stack import MODEL
 
 V0, V1 = 1_810_000_000, 1_810_000_001
 
@@ -50,18 +51,16 @@ def kept(tmp_path_factory: pytest.TempPathFactory, transformer: Any) -> Iterator
     effective = directory / "graph" / "models.config"
     effective.parent.mkdir()
     effective.write_bytes(user_config.read_bytes())  # as ./scripts/up seeds it
-    grpc_port, rest_port = free_port(), free_port()
-    process = Process(
-        graph_service_command(
-            grpc_port, rest_port, f"--model_config_file={effective}", *LOCAL_STACK_FLAGS
-        ),
+    tier = graph_tier(
+        effective,
+        repo,
         directory / "graph.log",
+        (MODEL,),
+        *LOCAL_STACK_FLAGS,
+        until=lambda tier: tier.available_versions() == [V1],
     )
-    tier = GraphTier(process, grpc_port, rest_port, repo)
-    process.start()
     engine = open_database(f"sqlite:///{directory / 'tierkit.db'}")
     try:
-        wait_until(lambda: tier.available_versions() == [V1], 120, "graph_service serving V1")
         yield KeptStack(tier, user_config, effective, engine)
     finally:
         engine.dispose()
@@ -140,3 +139,4 @@ def test_a_config_the_graph_tier_does_not_take_is_restored_and_reported(
     assert (
         event["kind"] == "pin_failed" and "restored the last good graph config" in event["reason"]
     )
+

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from support.graph_tier import GraphTier
+from support.waiting import wait_until
 
 from logic_service.features import ctr
 
-from .conftest import MODEL, GraphTier, wait_until
 from .local_stack_run import LocalStackRun, start_local_stack
 from .process_tree import alive, descendants
+from .stack import MODEL
 
 BACK_WITHIN_S = 30.0  # a SIGKILLed graph tier serves again within this (issue 23, finding 8)
 STOP_WITHIN_S = 20.0  # Ctrl-C to the last process gone

@@ -12,12 +12,14 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
-from logic.ctr_artifacts import synthetic_records
+from support.ctr_artifacts import synthetic_records
+from support.ctr_versions import reference_scores
+from support.graph_tier import GraphTier
+from support.waiting import wait_until
 
 from logic_service.features import ctr
 
-from .conftest import LABELLED_MODEL, MODEL, GraphTier, LogicTier, wait_until
-from .ctr_versions import reference_scores
+from .stack import LABELLED_MODEL, MODEL, LogicTier
 
 X = [1.0, 2.0, 4.0]
 

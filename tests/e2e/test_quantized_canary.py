@@ -22,13 +22,14 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from logic.ctr_artifacts import synthetic_records
+from support.ctr_artifacts import synthetic_records
+from support.ctr_versions import publish_version
+from support.ports import free_port
+from support.processes import Process
+from support.waiting import wait_until
 
 from graph_service.command import graph_service_command
 from logic_service.features import ctr
-
-from .conftest import Process, free_port, wait_until
-from .ctr_versions import publish_version
 
 NAME = "squeezed"
 TOKEN = "quantized-canary-token"

@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 from google.protobuf import text_format
+from support.waiting import wait_until
 
 from logic_service.features import ctr
 
-from .conftest import wait_until
 from .rollout_stack import (
     NAME,
     PREDICT,

@@ -22,19 +22,22 @@ from typing import Any
 import httpx
 import pytest
 from google.protobuf import text_format
+from support.ctr_versions import publish_version
+from support.processes import ROOT
+from support.waiting import wait_until
 from tensorflow_serving.config import model_server_config_pb2
 
 from logic_service.features import ctr
+from logic_service.pinning.in_use import LAST_SERVABLE
 
-from .conftest import MODEL, ROOT, wait_until
-from .ctr_versions import publish_version
 from .local_stack_run import LocalStackRun, start_local_stack
+from .stack import MODEL
 
 TOKEN = "shipped-policy-admin-token"
 FIRST_VERSION = 1_800_000_000
 KEYED_REQUESTS = 400
 SWITCH_WITHIN_S = 2.0  # rollback / switch back: all traffic on the old version by then
-UNLOAD_WITHIN_S = 30.0  # the graph tier polls its config every 2 s, the keeper every 1 s
+UNLOAD_WITHIN_S = 30.0  # the graph tier polls its config every 1 s, the keeper too
 
 
 def shipped_models_config(target: Path, repo: Path) -> Path:
@@ -110,6 +113,10 @@ class ShippedStack:
         wait_until(lambda: self.serving() == [new], 60, f"version {new} alone serving")
         return old, new
 
+    def in_use(self) -> dict[int, list[str]]:
+        view = self.versions_view()
+        return {i["version"]: [u["why"] for u in i["uses"]] for i in view["in_use"]}
+
     def versions(self, count: int = KEYED_REQUESTS, first_user: int = 0) -> Counter[int]:
         """Which version answered each of ``count`` requests of distinct users."""
         seen: Counter[int] = Counter()
@@ -143,8 +150,8 @@ class ShippedStack:
         )
         wait_until(lambda: self.serving() == [kept], 10, f"only {kept} routed")
         assert set(self.versions(40)) == {kept}
-        # the graph tier reads the user's models.config again, byte for byte
-        assert self.run.effective_models_config.read_bytes() == self.models_config.read_bytes()
+        # nothing of the rollout is held any more: only the last servable version (issue 29)
+        assert self.in_use() == {kept: [LAST_SERVABLE]}
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +272,8 @@ def test_rollout_set_names_what_it_cannot_use_and_changes_nothing(stack: Shipped
     assert f"version {broken.name} of {MODEL} failed to load" in failed[-1]["reason"]
     assert "restored the last good graph config" in failed[-1]["reason"]
     view = stack.versions_view()
-    assert view["pins"] == [] and view["in_use"] == []  # the waiting pin is gone again
+    assert view["pins"] == []  # the waiting pin is gone again; only what serves is held
+    assert [[u["kind"] for u in i["uses"]] for i in view["in_use"]] == [["servable"]]
     wait_until(lambda: stack.graph_available() == serving, 30, "only the serving version")
 
 

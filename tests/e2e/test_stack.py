@@ -11,12 +11,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from logic.ctr_artifacts import synthetic_records
+from support.ctr_artifacts import synthetic_records
+from support.ctr_versions import publish_version, reference_scores
+from support.graph_tier import GraphTier
+from support.waiting import wait_until
 
 from logic_service.features import ctr
 
-from .conftest import MODEL, GraphTier, LogicTier, wait_until
-from .ctr_versions import publish_version, reference_scores
+from .stack import MODEL, LogicTier
 
 PREDICT = f"/v1/models/{MODEL}/predict"
 
@@ -261,7 +263,17 @@ def test_one_log_line_per_request_carrying_its_id(logic: LogicTier) -> None:
 
     (line,) = wait_until(lines, 10, "the request's log line")
     pattern = (
-        rf"^\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d{{3}} - INFO - \[{request_id}\] "
+        rf"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z - INFO - \[{request_id}\] "
         rf"POST {PREDICT} model={MODEL} version={version} status=200 latency_ms=\d+\.\d+$"
     )
     assert re.match(pattern, line), line
+
+
+def test_readyz_says_what_the_prediction_log_writer_does(logic: LogicTier) -> None:
+    assert httpx.post(logic.url + PREDICT, json=ctr.EXAMPLE_REQUEST).status_code == 200
+    ready = httpx.get(logic.url + "/readyz")
+    assert ready.status_code == 200
+    writer = ready.json()["prediction_log"]
+    assert writer["state"] == "writing" and writer["database_down_since"] is None
+    assert writer["spill_max_bytes"] == 1 << 30  # the default cap
+    assert writer["dropped_at_cap_rows"] == 0

@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 
 import httpx
+from support.graph_tier import GraphTier
+from support.ports import free_port
+from support.processes import Process
 
 from logic_service.features.ctr import EXAMPLE_REQUEST
 
-from .conftest import MODEL, GraphTier, Process, free_port
+from .stack import MODEL
 
 START_LIMIT_S = 90
 

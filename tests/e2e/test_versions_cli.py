@@ -20,12 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
+from support.ctr_versions import publish_version
+from support.ports import free_port
+from support.processes import ROOT
+from support.waiting import wait_until
 
 from logic_service.features import ctr
+from logic_service.pinning.in_use import LAST_SERVABLE
 
-from .conftest import MODEL, ROOT, free_port, wait_until
-from .ctr_versions import publish_version
 from .local_stack_run import LocalStackRun, start_local_stack
+from .stack import MODEL
 from .test_rollouts_shipped_policy import shipped_models_config
 
 TOKEN = "versions-cli-admin-token"
@@ -146,7 +150,8 @@ def test_the_list_merges_the_disk_and_the_stack(stack: VersionsStack) -> None:
     assert lines[1].split() == [
         "VERSION", "STATE", "LABELS", "API", "SIZE", "CREATED", "PARITY", "IN", "USE",
     ]  # fmt: skip
-    assert lines[2].startswith(f"  {V4}  loaded, ready") and lines[2].endswith("canary candidate")
+    assert lines[2].startswith(f"  {V4}  loaded, ready")
+    assert lines[2].endswith(f"canary candidate; {LAST_SERVABLE}")  # newest ready: held too
     print(text.stdout)
 
 
@@ -161,7 +166,10 @@ def test_rollback_moves_stable_back_and_keeps_both_loaded(stack: VersionsStack) 
     assert stack.answering() == {V3}  # routed by the moved label
     uses = {i["version"]: [u["why"] for u in i["uses"]] for i in stack.admin(
         "GET", f"/models/{MODEL}/versions")["in_use"]}  # fmt: skip
-    assert uses == {V3: ["label stable"], V4: [f"pin by operator: versions rollback {V4} -> {V3}"]}
+    assert uses == {
+        V3: ["label stable", LAST_SERVABLE],  # serves by default: held if a newer one breaks
+        V4: [f"pin by operator: versions rollback {V4} -> {V3}"],
+    }
 
     # roll forward again, then leave the stack as it was
     forward = stack.json("rollback", "--to", V4)
@@ -197,7 +205,10 @@ def test_a_rollback_that_cannot_load_changes_nothing(stack: VersionsStack) -> No
     assert line.endswith("nothing changed") and "Traceback" not in failed.stderr
     assert stack.models_config.read_bytes() == before
     view = stack.admin("GET", f"/models/{MODEL}/versions")
-    assert view["pins"] == [] and view["in_use"] == []
+    assert view["pins"] == []
+    assert [(i["version"], [u["kind"] for u in i["uses"]]) for i in view["in_use"]] == [
+        (V4, ["servable"])  # only the version serving, held as the last servable one
+    ]
     assert stack.answering() == {V4}
 
     unknown = stack.cli("rollback", "--to", V4 + 99)

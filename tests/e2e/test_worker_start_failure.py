@@ -17,8 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.ports import free_port
+from support.processes import ROOT
+from support.waiting import wait_until
 
-from .conftest import ROOT, free_port, wait_until
 from .process_tree import alive, descendants
 
 GIVE_UP_WITHIN_S = 90.0  # a failing start ends the command within this

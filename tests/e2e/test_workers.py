@@ -8,10 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.graph_tier import GraphTier
+from support.waiting import wait_until
 
 from logic_service.features import ctr
 
-from .conftest import MODEL, GraphTier, LogicTier, start_logic, wait_until
+from .stack import MODEL, LogicTier, start_logic
 
 
 @pytest.fixture(scope="module")

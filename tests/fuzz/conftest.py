@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from reliability.conftest import logic, stack  # noqa: F401 - fixtures shared with the fault tests
+from support.fault_stack import logic, stack  # noqa: F401 - fixtures shared with the fault tests
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability.conftest import CTR, EXAMPLE, PLAIN, Logic, Stack
+from support.fault_stack import CTR, EXAMPLE, PLAIN, Logic, Stack
 
 from .test_logic_openapi import check_answer
 

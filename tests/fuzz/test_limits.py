@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from reliability.conftest import CTR, EXAMPLE, Logic, Stack, start_logic_tier
+from support.fault_stack import CTR, EXAMPLE, Logic, Stack, start_logic_tier
 
 from .test_logic_openapi import check_answer
 

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
-from .conftest import CTR, EXAMPLE, PREDICT, Logic, Stack, start_logic_tier
+from support.fault_stack import CTR, EXAMPLE, PREDICT, Logic, Stack, start_logic_tier
 
 KEYS = ("caller-key-0123456789", "second-key-9876543210")
 ADMIN = "admin-token-abcdefghij"
