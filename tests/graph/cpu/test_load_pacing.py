@@ -21,7 +21,9 @@ def test_a_pacer_sleeps_only_once_its_slice_is_used_up() -> None:
 
 def test_while_requests_are_in_flight_a_pacer_keeps_pausing_up_to_its_bound() -> None:
     answers = iter([True, True, False])
-    between_requests = Pacer(slice_s=0.0, pause_s=0.0, busy=lambda: next(answers))
+    between_requests = Pacer(
+        slice_s=0.0, pause_s=0.0, busy=lambda: next(answers), max_yield_s=3600.0
+    )  # a bound no busy machine reaches: the answers alone end the pauses
     between_requests()
     assert between_requests.pauses == 3  # paused until the requests were done
     always_busy = Pacer(slice_s=0.0, pause_s=0.0, busy=lambda: True, max_yield_s=0.0)
