@@ -9,7 +9,8 @@ from the file the graph tier polls, replaces that file atomically. Every
 process would compute the same bytes, so a change of holder changes nothing.
 
 Then it checks the graph tier took it: GetModelStatus until every pinned
-version is AVAILABLE. A pinned version that fails to load, or a config the graph
+version is AVAILABLE; a new plan (a rollout ended, a folder deleted) replaces a
+write still being checked. A pinned version that fails to load, or a config the graph
 tier does not take within ``verify_s``, makes it restore the last good file and
 say why (a ``pin_failed`` rollout event and an error in the log); those exact
 bytes are not written again for ``REFUSED_FOR_S`` unless the inputs change.
@@ -151,10 +152,10 @@ class GraphConfigKeeper:
             return
         if self.pending is not None:
             await self._verify(now)
-            if self.pending is not None:
-                return
         plan = await asyncio.to_thread(self.plan)
-        if plan is not None:
+        if plan is not None and (self.pending is None or plan.effective.text != self.pending.text):
+            # A write still being verified is superseded when its inputs change: a pinned
+            # folder deleted meanwhile would otherwise be waited for until ``verify_s``.
             await asyncio.to_thread(self._apply, plan, now)
         if now - self._swept > SWEEP_S:  # pending pins of a rollout set that died waiting
             await asyncio.to_thread(self.pins.drop_expired, now)
@@ -196,9 +197,8 @@ class GraphConfigKeeper:
         write_atomically(self.effective_file, text)
         self._record_changes(plan, now)
         expected = plan.effective.expected()
-        if expected:
-            self.pending = _Pending(text, expected, now + self.verify_s, previous)
-        else:
+        self.pending = _Pending(text, expected, now + self.verify_s, previous) if expected else None
+        if not expected:
             self.last_good = text
 
     def _record_changes(self, plan: Plan, now: float) -> None:

@@ -140,3 +140,37 @@ def test_a_config_the_graph_tier_does_not_take_is_restored_and_reported(
         event["kind"] == "pin_failed" and "restored the last good graph config" in event["reason"]
     )
 
+
+def test_a_write_still_being_checked_gives_way_to_a_new_plan(
+    kept: KeptStack, tmp_path: Path
+) -> None:
+    """A pin released while its write is unverified: the keeper writes the new plan at once.
+
+    Before, it waited for the old write until ``verify_s`` and reported nothing meanwhile
+    (seen on CI: a canary's candidate deleted while its pin was being checked).
+    """
+    elsewhere = tmp_path / "not-polled.config"
+    elsewhere.write_bytes(kept.user_config.read_bytes())
+    pins = PinStore(kept.engine)
+    before = len(RolloutStore(kept.engine).events(MODEL))
+
+    async def scenario() -> GraphConfigKeeper:
+        client = GrpcGraphClient(f"127.0.0.1:{kept.graph.grpc_port}")
+        keeper = _keeper(kept, client, effective=elsewhere, verify_s=600.0)
+        try:
+            pins.add(MODEL, [V0], OPERATOR, "released before it loads")
+            # 15 s: the lease of the last test's keeper runs out first
+            await _tick_until([keeper], lambda: keeper.pending is not None, 15)
+            assert f"versions: {V0}" in elsewhere.read_text()
+            pins.remove(MODEL, [V0], OPERATOR)
+            await _tick_until([keeper], lambda: keeper.pending is None, 5)
+        finally:
+            pins.remove(MODEL, [V0], OPERATOR)
+            await client.close()
+        return keeper
+
+    keeper = asyncio.run(scenario())
+    assert elsewhere.read_bytes() == kept.user_config.read_bytes()
+    assert not keeper.refused and keeper.last_good == kept.user_config.read_bytes()
+    kinds = [e["kind"] for e in RolloutStore(kept.engine).events(MODEL)[before:]]
+    assert kinds == ["graph_config", "graph_config"]  # pinned, released; nothing failed
