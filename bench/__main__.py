@@ -1,4 +1,5 @@
-"""``python -m bench {graph,stack,capacity,scaling,compression,schema,prediction-log,writer}``."""
+"""``python -m bench TIER``: graph, stack, capacity, scaling, compression, schema,
+prediction-log, backfill, writer."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ BENCHMARKS = {
     "prediction-log": (
         "prediction_log",
         "the prediction log at 3.6 M rows: reads, retention, disk",
+    ),
+    "backfill": (
+        "aggregate_backfill",
+        "after an upgrade to 0004: summing a log written without aggregates",
     ),
     "writer": (
         "prediction_log_writer",

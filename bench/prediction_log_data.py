@@ -148,9 +148,19 @@ def _insert_postgres(engine: Engine, chunk: list[dict[str, Any]]) -> None:
 
 
 def build_log(
-    engine: Engine, rows: int, end: float, policy: PayloadPolicy, seed: int = 28, say=print
+    engine: Engine,
+    rows: int,
+    end: float,
+    policy: PayloadPolicy,
+    seed: int = 28,
+    say=print,
+    *,
+    aggregates: bool = True,
 ) -> BuiltLog:
-    """``rows`` predictions over the hour before ``end``, and their aggregates."""
+    """``rows`` predictions over the hour before ``end``, and their aggregates.
+
+    ``aggregates=False``: the rows alone, as a release before revision 0004 logged them.
+    """
     insert = _insert_sqlite if engine.dialect.name == "sqlite" else _insert_postgres
     start = end - 3600.0
     deltas = Deltas()
@@ -159,7 +169,8 @@ def build_log(
     done = 0
     for chunk in _rows(rows, start, seed, policy):
         insert(engine, chunk)
-        deltas.add_rows(chunk)
+        if aggregates:
+            deltas.add_rows(chunk)
         labelled += sum(row["label"] is not None for row in chunk)
         done += len(chunk)
         if done % 500_000 < CHUNK:

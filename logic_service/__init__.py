@@ -96,6 +96,7 @@ Every module, one line:
 | `storage/prediction_log.py` | the ``predictions`` table and its off-request-path writer |
 | `storage/spill_file.py` | rows the database could not take yet, in local files, replayed |
 | `storage/log_aggregates.py` | the log summed per 10 s and 1 min bucket, upserted as written |
+| `storage/aggregate_backfill.py` | rows logged before the aggregates existed, summed in batches |
 | `storage/aggregate_reads.py` | windows of the log read from its aggregates, grouped in SQL |
 | `storage/evaluation.py` | numbers per version (errors, latency, accuracy, AUC...) from the log |
 | `storage/feedback_store.py` | a record's outcome stored, its label statistics moved with it |

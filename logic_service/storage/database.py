@@ -39,6 +39,7 @@ metadata = sqlalchemy.MetaData()
 TABLE_MODULES = (
     "logic_service.storage.prediction_log",
     "logic_service.storage.log_aggregates",
+    "logic_service.storage.aggregate_backfill",
     "logic_service.storage.rollout_state",
     "logic_service.storage.retired_apis",
     "logic_service.pinning.pins",

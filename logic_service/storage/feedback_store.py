@@ -10,7 +10,9 @@ COMMITTED an optimistic loser would wait for the winner's commit and then
 lose again, and four writers on one record could lose twenty times in a row.
 SQLite renders no ``FOR UPDATE`` (one writer at a time anyway), so the UPDATE
 also applies only if ``feedback_updates`` is still what was read, and a loser
-reads again.
+reads again. A row logged before the aggregates existed and not yet summed by
+the back-fill moves nothing: the back-fill counts its outcome as it finds it
+(``aggregate_backfill``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+from logic_service.storage.aggregate_backfill import is_summed
 from logic_service.storage.log_aggregates import move_outcome, outcome_of
 from logic_service.storage.prediction_log import predictions
 
@@ -35,6 +38,7 @@ def store_feedback(
     key = (table.c.request_id == request_id) & (table.c.record_index == index)
     read = (
         select(
+            table.c.id,
             table.c.ts,
             table.c.model,
             table.c.version,
@@ -66,9 +70,10 @@ def store_feedback(
             if written.rowcount != 1:
                 continue  # another write came first: read its outcome and try again
             row = before._asdict()
-            move_outcome(
-                connection, row, outcome_of(row), outcome_of({"label": label, "reward": reward})
-            )
+            if is_summed(connection, row["id"]):  # else the back-fill sums the new outcome
+                move_outcome(
+                    connection, row, outcome_of(row), outcome_of({"label": label, "reward": reward})
+                )
             return connection.execute(
                 select(
                     table.c.model,

@@ -3,7 +3,9 @@
 A pass (every ``storage.retention.interval_s``) runs in exactly one process of
 all replicas, the holder of the ``prediction-log-retention`` lease
 (``rollout_state.RolloutStore.take_lease``, renewed after every batch; a pass
-that loses it stops). It deletes
+that loses it stops). After an upgrade to revision 0004 it first sums the rows
+logged before the aggregates existed (``aggregate_backfill``), so none is
+deleted unsummed. Then it deletes
 
 - raw ``predictions`` rows older than ``predictions_days``, walking the
   primary key from its low end ``batch_rows`` at a time: rows are appended in
@@ -42,6 +44,7 @@ from sqlalchemy import Table, delete, func, select
 from sqlalchemy.engine import Engine
 
 from logic_service.settings import RetentionSettings
+from logic_service.storage.aggregate_backfill import backfill_batch
 from logic_service.storage.database import is_sqlite
 from logic_service.storage.log_aggregates import (
     COARSE_S,
@@ -63,6 +66,7 @@ AGGREGATE_STEP_S = 3600  # one batch of aggregates: an hour of buckets of one mo
 class RetentionReport:
     predictions: int = 0
     aggregates: int = 0
+    backfilled: int = 0  # rows logged before the aggregates existed, summed by this pass
     batches: int = 0
     completed: bool = True  # False: the lease was lost (another process goes on)
     checkpointed: bool = False
@@ -106,6 +110,9 @@ class Retention:
         if not self._hold():
             report.completed = False
             return report
+        report.completed = self._backfill(report)  # before any delete: no row lost unsummed
+        if not report.completed:
+            return report
         now = self.clock()
         cutoff = datetime.fromtimestamp(now, UTC) - timedelta(days=self.settings.predictions_days)
         report.completed = self._prune_predictions(cutoff, report)
@@ -121,13 +128,36 @@ class Retention:
             report.checkpointed = self._checkpoint()
         return report
 
+    def _backfill(self, report: RetentionReport) -> bool:
+        """Sum the rows logged before revision 0004 (``aggregate_backfill``), paced as deletes."""
+        while True:
+            began = time.perf_counter()
+            step = backfill_batch(self.engine, self.settings.batch_rows)
+            if step is None:
+                return True
+            report.backfilled += step.rows
+            if step.finished or report.batches % 50 == 0:  # progress on a long first pass
+                log.info(
+                    "aggregates back-fill: %d rows summed in this pass; ids up to %d of %d%s",
+                    report.backfilled,
+                    step.done_id,
+                    step.upto_id,
+                    " (done)" if step.finished else "",
+                )
+            if step.finished:
+                return True
+            if not self._between_batches(report, time.perf_counter() - began):
+                return False
+
     @staticmethod
     def _say(report: RetentionReport) -> None:
-        if report.predictions or report.aggregates:
+        if report.predictions or report.aggregates or report.backfilled:
             log.info(
-                "retention: %d prediction rows and %d aggregate rows deleted in %d batches",
+                "retention: %d prediction rows and %d aggregate rows deleted, %d old rows "
+                "summed, in %d batches",
                 report.predictions,
                 report.aggregates,
+                report.backfilled,
                 report.batches,
             )
 

@@ -8,10 +8,13 @@ Create Date: 2026-12-05
 ``storage/log_aggregates.py``) let the dashboard, the evaluation endpoint and
 the rollout guardrails read O(time buckets) rows instead of every prediction.
 The column lists are frozen here (73 latency bins, 128 score bins of each
-class), not imported, so this revision means the same thing forever. Rows
-logged before this revision are not summed (a back-fill would hold a write
-lock for as long as it takes on a large log): windows that reach back before
-the upgrade show only what was logged since.
+class), not imported, so this revision means the same thing forever.
+
+Rows logged before this revision are not summed here: one statement over a
+large log would hold the write lock for as long as it takes, and the replicas
+wait for the migration. It records the highest id of that moment in
+``log_aggregate_backfill`` instead, and the retention pass sums those rows in
+small batches (``storage/aggregate_backfill.py``).
 """
 
 from __future__ import annotations
@@ -64,6 +67,17 @@ def upgrade() -> None:
     )
 
 
+    backfill = op.create_table(
+        "log_aggregate_backfill",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("upto_id", sa.BigInteger, nullable=False),
+        sa.Column("done_id", sa.BigInteger, nullable=False),
+    )
+    upto = op.get_bind().execute(sa.text("SELECT COALESCE(MAX(id), 0) FROM predictions")).scalar()
+    op.bulk_insert(backfill, [{"name": "predictions", "upto_id": upto, "done_id": 0}])
+
+
 def downgrade() -> None:
+    op.drop_table("log_aggregate_backfill")
     op.drop_table("prediction_label_buckets")
     op.drop_table("prediction_buckets")

@@ -30,6 +30,7 @@ from logic_service.observability.request_context import RequestContext
 from logic_service.services import services_of
 from logic_service.settings import LogicSettings
 from logic_service.settings.rollout import RolloutSpec
+from logic_service.storage.aggregate_backfill import backfill_state
 from logic_service.storage.database import create_engine, open_database
 from logic_service.storage.migrations import runner
 from logic_service.storage.migrations.baseline_schema import baseline_metadata
@@ -150,6 +151,10 @@ def test_a_release_0_1_0_database_upgrades_in_place_with_every_row(
             (runner.head_revision(),)
         ]
 
+    # The old rows predate the aggregates: the retention pass sums them, ids up to this one
+    backfill = backfill_state(engine)
+    assert backfill is not None
+    assert (backfill.done_id, backfill.upto_id) == (0, max(r[0] for r in before["predictions"]))
     # The new code reads the old rows...
     store = RolloutStore(engine)
     record = store.get("ctr")

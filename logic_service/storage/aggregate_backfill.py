@@ -1,0 +1,130 @@
+"""Summing the rows logged before the aggregates existed, so an upgrade keeps its history.
+
+Revision 0004 created the aggregate tables empty and wrote down, in
+``log_aggregate_backfill``, the highest prediction id of that moment
+(``upto_id``): rows up to it were logged without aggregates, every row after
+it is summed by the writer as it is inserted. The retention pass
+(``retention.py``) then sums the old rows, ``batch_rows`` at a time from the
+low end of the key, before it deletes anything (a row deleted unsummed would be
+lost to the dashboards for good), and moves ``done_id`` in the same
+transaction as its upserts: a batch is summed exactly once, and a pass that
+stops goes on where it stopped.
+
+Feedback on an old row must be summed exactly once too. ``store_feedback``
+asks ``is_summed`` after its UPDATE, inside its write transaction: a row not
+yet summed has its new outcome counted by the batch that sums it, so the
+feedback moves nothing; a summed row's outcome is moved as usual. A batch
+takes the write lock first (the no-op UPDATE of its state row, before it reads
+the rows), and on PostgreSQL locks the rows it sums (``FOR UPDATE``), so a
+feedback write is wholly before or wholly after the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, String, Table, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from logic_service.storage.database import metadata
+from logic_service.storage.log_aggregates import Deltas
+from logic_service.storage.prediction_log import predictions
+
+LOG = "predictions"  # the one log summed so far; the key leaves room for others
+
+log_aggregate_backfill = Table(
+    "log_aggregate_backfill",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("upto_id", BigInteger, nullable=False),  # rows with id <= this predate aggregates
+    Column("done_id", BigInteger, nullable=False),  # rows with id <= this are summed
+)
+
+# what ``Deltas.add_rows`` reads of a row
+_SUMMED_COLUMNS = (
+    "id",
+    "ts",
+    "model",
+    "version",
+    "arm",
+    "api_version",
+    "strategy",
+    "status",
+    "error",
+    "record_index",
+    "latency_ms",
+    "score",
+    "label",
+    "reward",
+)
+
+
+@dataclass(frozen=True)
+class BackfillStep:
+    rows: int  # rows summed by this batch
+    done_id: int
+    upto_id: int
+
+    @property
+    def finished(self) -> bool:
+        return self.done_id >= self.upto_id
+
+
+def is_summed(connection: Connection, prediction_id: int) -> bool:
+    """Is this row in the aggregates (a feedback write must move its outcome there)?"""
+    state = connection.execute(
+        select(log_aggregate_backfill.c.upto_id, log_aggregate_backfill.c.done_id).where(
+            log_aggregate_backfill.c.name == LOG
+        )
+    ).first()
+    return state is None or prediction_id > state.upto_id or prediction_id <= state.done_id
+
+
+def backfill_batch(engine: Engine, batch_rows: int) -> BackfillStep | None:
+    """Sum the next ``batch_rows`` old rows in one transaction; None when nothing is left."""
+    table, state = predictions, log_aggregate_backfill
+    known = backfill_state(engine)
+    if known is None or known.finished:  # the usual case: no write lock taken to find out
+        return None
+    with engine.begin() as connection:
+        # The write lock first (SQLite begins a transaction at its first write; on
+        # PostgreSQL this locks the state row), then read: no feedback write can
+        # change a row of the batch between this read and the commit.
+        claimed = connection.execute(
+            update(state)
+            .where(state.c.name == LOG, state.c.done_id < state.c.upto_id)
+            .values(done_id=state.c.done_id)
+        )
+        if claimed.rowcount != 1:
+            return None
+        done, upto = connection.execute(
+            select(state.c.done_id, state.c.upto_id).where(state.c.name == LOG)
+        ).one()
+        rows = (
+            connection.execute(
+                select(*(table.c[name] for name in _SUMMED_COLUMNS))
+                .where(table.c.id > done, table.c.id <= upto)
+                .order_by(table.c.id)
+                .limit(batch_rows)
+                .with_for_update()
+            )
+            .mappings()
+            .all()
+        )
+        Deltas().add_rows(rows).write(connection)
+        reached = rows[-1]["id"] if rows else upto  # none left: retention took the rest
+        if reached >= upto or len(rows) < batch_rows:
+            reached = upto
+        connection.execute(update(state).where(state.c.name == LOG).values(done_id=reached))
+    return BackfillStep(len(rows), reached, upto)
+
+
+def backfill_state(engine: Engine) -> BackfillStep | None:
+    """Where the back-fill stands (None on a database that never had one to do)."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(log_aggregate_backfill.c.done_id, log_aggregate_backfill.c.upto_id).where(
+                log_aggregate_backfill.c.name == LOG
+            )
+        ).first()
+    return None if row is None else BackfillStep(0, row.done_id, row.upto_id)
