@@ -93,8 +93,10 @@ Every module, one line:
 | `codecs/tensor_proto.py` | numpy <-> ``TensorProto`` |
 | `storage/database.py` | ``metadata``, ``open_database`` (schema at head), ``create_engine`` |
 | `storage/database_url.py` | ``storage.database_url`` as written -> the URL SQLAlchemy opens |
-| `storage/prediction_log.py` | the ``predictions`` table and its off-request-path writer |
-| `storage/spill_file.py` | rows the database could not take yet, in local files, replayed |
+| `storage/prediction_log.py` | the ``predictions`` table, a request as its rows, insert with aggregates |
+| `storage/writer/recorder.py` | ``PredictionRecorder``: the bounded queue and its writer thread |
+| `storage/writer/outage.py` | a database behind or away: spilled, replayed, refused rows |
+| `storage/writer/spill_file.py` | rows the database could not take yet, in local files, replayed |
 | `storage/log_aggregates.py` | the log summed per 10 s and 1 min bucket, upserted as written |
 | `storage/aggregate_backfill.py` | rows logged before the aggregates existed, summed in batches |
 | `storage/aggregate_reads.py` | windows of the log read from its aggregates, grouped in SQL |

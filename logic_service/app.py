@@ -43,10 +43,10 @@ from logic_service.services import Services
 from logic_service.settings import LogicSettings, load_settings
 from logic_service.storage.database import open_database
 from logic_service.storage.payloads import PayloadPolicy
-from logic_service.storage.prediction_log import PredictionRecorder
 from logic_service.storage.retention import Retention
 from logic_service.storage.retention_process import run_in_child
-from logic_service.storage.spill_file import open_spill
+from logic_service.storage.writer.recorder import PredictionRecorder
+from logic_service.storage.writer.spill_file import open_spill
 from logic_service.versions.registry import ModelRegistry
 
 log = logging.getLogger(__name__)

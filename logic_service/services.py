@@ -24,7 +24,7 @@ from logic_service.routing.pinned import PinnedRoutes
 from logic_service.routing.rollout_policy import RolloutPolicy
 from logic_service.routing.shadow import ShadowRunner
 from logic_service.settings import LogicSettings
-from logic_service.storage.prediction_log import PredictionRecorder
+from logic_service.storage.writer.recorder import PredictionRecorder
 from logic_service.versions.registry import ModelRegistry
 
 

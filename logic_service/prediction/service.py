@@ -27,7 +27,7 @@ from logic_service.routing.api_versions import ApiCatalog
 from logic_service.routing.shadow import ShadowRunner
 from logic_service.routing.version_policy import NoVersion, VersionPolicy
 from logic_service.settings import LogicSettings
-from logic_service.storage.prediction_log import PredictionRecorder
+from logic_service.storage.writer.recorder import PredictionRecorder
 from logic_service.versions.artifacts import VersionArtifacts
 from logic_service.versions.registry import ModelRegistry
 

@@ -189,7 +189,7 @@ def test_logic_drain_covers_what_the_tier_does_on_sigterm() -> None:
     import inspect
 
     from logic_service import server
-    from logic_service.storage.prediction_log import PredictionRecorder
+    from logic_service.storage.writer.recorder import PredictionRecorder
 
     graceful = re.search(r'"timeout_graceful_shutdown":\s*(\d+)', inspect.getsource(server))
     assert graceful

@@ -40,7 +40,7 @@ from logic_service.storage.log_aggregates import (
     score_bin,
 )
 from logic_service.storage.prediction_log import (
-    _insert_ignoring_duplicates,
+    insert_ignoring_duplicates,
     insert_with_aggregates,
     predictions,
 )
@@ -104,7 +104,7 @@ def random_log(seed: int, n: int = 400) -> list[dict[str, Any]]:
 
 def write(engine: sa.Engine, rows: list[dict[str, Any]], chunk: int = 97) -> None:
     """Through the writer's flush transaction, in flush-sized chunks."""
-    statement = _insert_ignoring_duplicates(engine)
+    statement = insert_ignoring_duplicates(engine)
     for start in range(0, len(rows), chunk):
         with engine.begin() as connection:
             insert_with_aggregates(

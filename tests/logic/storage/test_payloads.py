@@ -17,7 +17,8 @@ from logic_service.observability.request_context import RequestContext
 from logic_service.settings import LogicSettings
 from logic_service.storage.evaluation import version_stats
 from logic_service.storage.payloads import PayloadPolicy
-from logic_service.storage.prediction_log import PredictionRecorder, predictions
+from logic_service.storage.prediction_log import predictions
+from logic_service.storage.writer.recorder import PredictionRecorder
 
 REQUESTS = 400
 

@@ -23,7 +23,7 @@ from logic_service.settings import LogicSettings, RetentionSettings, StorageSett
 from logic_service.storage.evaluation import version_stats
 from logic_service.storage.log_aggregates import prediction_buckets, prediction_label_buckets
 from logic_service.storage.prediction_log import (
-    _insert_ignoring_duplicates,
+    insert_ignoring_duplicates,
     insert_with_aggregates,
     predictions,
 )
@@ -65,7 +65,7 @@ def _row(name: str, ts: datetime, label: float | None = None) -> dict:
 
 def _write(engine: sa.Engine, rows: list[dict]) -> None:
     with engine.begin() as connection:
-        insert_with_aggregates(connection, _insert_ignoring_duplicates(engine), rows)
+        insert_with_aggregates(connection, insert_ignoring_duplicates(engine), rows)
 
 
 def _count(engine: sa.Engine, table: sa.Table, *where: object) -> int:

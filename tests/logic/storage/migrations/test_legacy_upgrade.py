@@ -34,8 +34,9 @@ from logic_service.storage.aggregate_backfill import backfill_state
 from logic_service.storage.database import create_engine, open_database
 from logic_service.storage.migrations import runner
 from logic_service.storage.migrations.baseline_schema import baseline_metadata
-from logic_service.storage.prediction_log import PredictionRecorder, predictions
+from logic_service.storage.prediction_log import predictions
 from logic_service.storage.rollout_state import RolloutStore
+from logic_service.storage.writer.recorder import PredictionRecorder
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 SPEC = {"strategy": "canary", "baseline": "1", "candidate": "2", "stages": [10.0, 50.0, 100.0]}

@@ -1,7 +1,7 @@
 """The prediction log's overflow: rows the database could not take yet, in local files.
 
 When the database is slower than traffic, or away, the writer
-(``prediction_log.py``) appends rows here instead of dropping them and
+(``recorder.py``) appends rows here instead of dropping them and
 replays them once inserts succeed again. Why files and not a bigger queue:
 memory is what a replica runs out of first, and a restart must not lose what
 was waiting; a folder on the replica's disk survives both.

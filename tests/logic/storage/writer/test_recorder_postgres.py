@@ -22,8 +22,9 @@ from logic_service.observability.metrics import Metrics
 from logic_service.observability.request_context import RequestContext
 from logic_service.storage.database import open_database
 from logic_service.storage.evaluation import version_stats
-from logic_service.storage.prediction_log import PredictionRecorder, predictions
-from logic_service.storage.spill_file import SpillFile
+from logic_service.storage.prediction_log import predictions
+from logic_service.storage.writer.recorder import PredictionRecorder
+from logic_service.storage.writer.spill_file import SpillFile
 
 pytestmark = pytest.mark.postgres
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from logic_service.settings import LogicSettings
-from logic_service.storage.spill_file import SpillFile, open_spill, spill_dir
+from logic_service.storage.writer.spill_file import SpillFile, open_spill, spill_dir
 
 
 def _rows(start: int, count: int) -> list[dict]:

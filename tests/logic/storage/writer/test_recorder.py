@@ -25,8 +25,9 @@ from logic_service.observability.request_context import RequestContext
 from logic_service.services import services_of
 from logic_service.settings import LogicSettings
 from logic_service.storage.database import open_database
-from logic_service.storage.prediction_log import PredictionRecorder, predictions
-from logic_service.storage.spill_file import SpillFile
+from logic_service.storage.prediction_log import predictions
+from logic_service.storage.writer.recorder import PredictionRecorder
+from logic_service.storage.writer.spill_file import SpillFile
 
 
 def _rows(engine: sa.Engine) -> list:
