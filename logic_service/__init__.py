@@ -74,6 +74,7 @@ Every module, one line:
 | `routing/followups.py` | after the primary answered: the holdout's control, the shadow copy |
 | `routing/pinned.py` | a caller-pinned version or label, bypassing the rollout |
 | `routing/api_versions.py` | ``ApiCatalog``: versions per request API, deprecation, retirement |
+| `versions/model_state.py` | one model's versions: wanted, ready, published as ``RoutableModel`` |
 | `versions/registry.py` | what each model can serve now; artifacts loaded in the background |
 | `versions/discovery.py` | which models there are: models.config's and the repository's |
 | `versions/artifacts.py` | what one version needs to serve, loaded once; its example run |
@@ -93,7 +94,7 @@ Every module, one line:
 | `codecs/tensor_proto.py` | numpy <-> ``TensorProto`` |
 | `storage/database.py` | ``metadata``, ``open_database`` (schema at head), ``create_engine`` |
 | `storage/database_url.py` | ``storage.database_url`` as written -> the URL SQLAlchemy opens |
-| `storage/prediction_log.py` | the ``predictions`` table, a request as its rows, insert with aggregates |
+| `storage/prediction_log.py` | the ``predictions`` table, a request as rows, their insert |
 | `storage/writer/recorder.py` | ``PredictionRecorder``: the bounded queue and its writer thread |
 | `storage/writer/outage.py` | a database behind or away: spilled, replayed, refused rows |
 | `storage/writer/spill_file.py` | rows the database could not take yet, in local files, replayed |

@@ -224,7 +224,7 @@ class FeatureSettings(_Strict):
 
 
 class SpillSettings(_Strict):
-    """Where the prediction log keeps rows the database could not take yet (storage/writer/spill_file)."""
+    """Where the prediction log keeps rows the database could not take yet (writer/spill_file)."""
 
     enabled: bool = Field(
         True, description="False: beyond queue_size, or when inserts fail, counted drops."

@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from logic_service.graph.client import (
@@ -37,53 +36,19 @@ from logic_service.graph.client import (
     VersionNotFound,
     VersionStatus,
 )
-from logic_service.manifest import MANIFEST_PATH, ManifestError, ManifestMissing, read_manifest
+from logic_service.manifest import ManifestMissing
 from logic_service.settings import LogicSettings, ModelSettings
-from logic_service.versions.artifacts import VersionArtifacts, load_version, tensor_only_version
+from logic_service.versions.artifacts import (
+    VersionArtifacts,
+    load_version,
+    tensor_only_version,
+    warm_transformer_imports,
+)
 from logic_service.versions.discovery import discover
+from logic_service.versions.model_state import ModelState, VersionView
 from logic_service.versions.routable import RoutableModel
 
 log = logging.getLogger(__name__)
-
-
-def _import_transformer_libraries() -> None:
-    """Import what loading a skops transformer imports, in the artifact pool, once at start.
-
-    The first version load otherwise pays it after the graph tier is up: the
-    local stack measured 3.7 s from "graph tier reachable" to the first
-    version's artifacts, most of it these imports, while the graph tier's own
-    start (TensorFlow, the model, warmup) had taken 8 s in which the logic
-    tier waited idle. A load that starts meanwhile waits on the import lock.
-    """
-    try:
-        import pandas  # noqa: F401
-        import skops.io  # noqa: F401
-    except ImportError:  # the load that needs them says so, with its version
-        pass
-
-
-@dataclass(frozen=True)
-class VersionView:
-    graph: dict[int, VersionStatus]
-    labels: dict[str, int]
-    published: set[int] | None  # None: the folder cannot be listed
-    refused: dict[int, str]  # artifacts that failed to load in the logic tier
-    ready: tuple[int, ...]
-
-
-@dataclass
-class _ModelState:
-    settings: ModelSettings
-    base_path: Path
-    configured: bool = True  # named in logic.yaml (else discovered)
-    served: bool = False  # had a version ready once (a discovered model counts for readiness)
-    graph: dict[int, VersionStatus] = field(default_factory=dict)
-    labels: dict[str, int] = field(default_factory=dict)
-    problem: str = ""  # why the graph tier has nothing for this model, if so
-    artifacts: dict[int, VersionArtifacts] = field(default_factory=dict)
-    loading: dict[int, asyncio.Task] = field(default_factory=dict)
-    failed: dict[int, str] = field(default_factory=dict)
-    routable: RoutableModel | None = None
 
 
 class ModelRegistry:
@@ -95,7 +60,7 @@ class ModelRegistry:
         self._was_reachable = False
         self._status_timeout = max(0.2, min(2.0, settings.graph.deadline_ms / 1000.0))
         self._models = {
-            m.name: _ModelState(m, settings.base_path(m).resolve()) for m in settings.models
+            m.name: ModelState(m, settings.base_path(m).resolve()) for m in settings.models
         }
         self.discover()
         self._refreshing: dict[str, asyncio.Task] = {}
@@ -116,9 +81,9 @@ class ModelRegistry:
         restarted replica in the compose stack held them 1.6 s); one that is not
         listening yet is skipped at once (connection refused).
         """
-        if self._transformers_on_disk():
+        if any(state.newest_uses_skops() for state in self._models.values()):
             # importing scikit-learn and pandas (~1.5 s) overlaps the graph tier's start
-            self._executor.submit(_import_transformer_libraries)
+            self._executor.submit(warm_transformer_imports)
         await self.refresh_all()
         loading = [t for state in self._models.values() for t in state.loading.values()]
         if wait_s > 0 and loading:
@@ -130,19 +95,6 @@ class ModelRegistry:
                     wait_s,
                 )
         self._loop_task = asyncio.create_task(self._refresh_forever(), name="tierkit-registry")
-
-    def _transformers_on_disk(self) -> bool:
-        """Whether the newest version of some model loads a skops transformer (its manifest)."""
-        for state in self._models.values():
-            for version in self._on_disk(state)[-1:]:
-                folder = state.base_path / str(version)
-                try:
-                    features = read_manifest(folder, state.settings.name, version).features
-                except ManifestError:
-                    continue  # its load says why, with its version
-                if features is not None and features.format == "skops":
-                    return True
-        return False
 
     async def stop(self) -> None:
         if self._loop_task is not None:
@@ -172,7 +124,7 @@ class ModelRegistry:
             found = self._find()
         added = [name for name in found if name not in self._models]
         for name in added:
-            self._models[name] = _ModelState(
+            self._models[name] = ModelState(
                 ModelSettings(name=name), found[name].resolve(), configured=False
             )
             log.info("model %s: found in %s; serving it", name, found[name])
@@ -230,24 +182,7 @@ class ModelRegistry:
         return reasons
 
     def describe(self) -> dict[str, dict]:
-        return {
-            name: {
-                "ready_versions": list(self.routable(name).ready_versions),
-                "graph": {str(v): s.state for v, s in sorted(state.graph.items())},
-                "labels": dict(state.labels),
-                "loading": sorted(state.loading),
-                "failed": {str(v): e for v, e in sorted(state.failed.items())},
-                "configured": state.configured,  # named in logic.yaml (else discovered)
-                "problem": state.problem or None,
-                # versions exported with --quantize: {version: mode} (from the manifest)
-                "quantized": {
-                    str(v): a.quantization
-                    for v, a in sorted(state.artifacts.items())
-                    if a.quantization is not None
-                },
-            }
-            for name, state in self._models.items()
-        }
+        return {name: state.describe() for name, state in self._models.items()}
 
     def version_view(self, model: str) -> VersionView:
         """What is known of each version: graph-tier states (load errors too), every label
@@ -276,7 +211,7 @@ class ModelRegistry:
         if ready:
             return ready
         state = self._models[model]
-        waiting = [v for v in self._available(state) if v not in state.failed]
+        waiting = [v for v in state.available() if v not in state.failed]
         return tuple(waiting[:1])
 
     def published_versions(self, model: str) -> set[int]:
@@ -345,7 +280,7 @@ class ModelRegistry:
         if self._refreshing.get(model) is task:
             del self._refreshing[model]
 
-    async def _refresh(self, state: _ModelState) -> None:
+    async def _refresh(self, state: ModelState) -> None:
         name = state.settings.name
         try:
             statuses = await self.client.model_status(name, self._status_timeout)
@@ -356,19 +291,19 @@ class ModelRegistry:
         except VersionNotFound as exc:
             self._set_reachable(True, "")
             statuses, labels = [], {}
-            self._set_problem(state, f"not served by the graph tier ({exc})")
+            state.set_problem(f"not served by the graph tier ({exc})")
         except GraphError as exc:
             self._set_reachable(True, "")
-            self._set_problem(state, f"graph tier status error: {exc}")
+            state.set_problem(f"graph tier status error: {exc}")
             return
         else:
             self._set_reachable(True, "")
-            self._set_problem(state, "")
+            state.set_problem("")
         state.graph = {s.version: s for s in statuses}
         state.labels = labels
         self._start_loads(state)
-        self._prune(state)
-        self._publish(state)
+        state.prune()
+        state.publish()
 
     async def _labels(self, model: str) -> dict[str, int]:
         """The stable label plus every label a rollout of this model routes to."""
@@ -388,62 +323,14 @@ class ModelRegistry:
         self.graph_reachable = reachable
         self.graph_problem = problem
 
-    def _set_problem(self, state: _ModelState, problem: str) -> None:
-        if problem and problem != state.problem:
-            log.warning("model %s: %s", state.settings.name, problem)
-        state.problem = problem
-
-    def _available(self, state: _ModelState) -> list[int]:
-        return sorted(v for v, s in state.graph.items() if s.state == "AVAILABLE")
-
-    def _on_disk(self, state: _ModelState) -> list[int]:
-        try:
-            entries = list(state.base_path.iterdir())
-        except OSError:
-            return []
-        return sorted(
-            int(p.name) for p in entries if p.name.isdigit() and (p / MANIFEST_PATH).is_file()
-        )
-
-    def _wanted(self, state: _ModelState) -> set[int]:
-        """Versions whose artifacts we want in memory: served, labelled, or about to be."""
-        available = self._available(state)
-        newest = available[-1] if available else -1
-        coming = {v for v, s in state.graph.items() if s.state in ("START", "LOADING")}
-        coming |= {v for v in self._on_disk(state) if v > newest}
-        return set(available) | coming | set(state.labels.values())
-
-    def _start_loads(self, state: _ModelState) -> None:
-        for version in sorted(self._wanted(state)):
+    def _start_loads(self, state: ModelState) -> None:
+        for version in sorted(state.wanted()):
             if version in state.artifacts or version in state.loading or version in state.failed:
                 continue
             task = asyncio.create_task(self._load(state, version), context=contextvars.Context())
             state.loading[version] = task
 
-    def _prune(self, state: _ModelState) -> None:
-        wanted = self._wanted(state)
-        for version in [v for v in state.artifacts if v not in wanted]:
-            del state.artifacts[version]
-            log.info("model %s: dropped artifacts of version %d", state.settings.name, version)
-        for version in [v for v in state.failed if v not in wanted]:
-            del state.failed[version]
-
-    def _publish(self, state: _ModelState) -> None:
-        ready = tuple(v for v in self._available(state) if v in state.artifacts)
-        labels = {k: v for k, v in state.labels.items() if v in ready}
-        current = state.routable
-        if current is None or current.ready_versions != ready or dict(current.labels) != labels:
-            log.info(
-                "model %s: serving versions %s%s",
-                state.settings.name,
-                list(ready) or "none",
-                f", labels {labels}" if labels else "",
-            )
-            state.routable = RoutableModel(state.settings.name, ready, labels)
-        if ready:
-            state.served = True
-
-    async def _load(self, state: _ModelState, version: int) -> None:
+    async def _load(self, state: ModelState, version: int) -> None:
         name, settings = state.settings.name, state.settings
         started = time.perf_counter()
         try:
@@ -500,4 +387,4 @@ class ModelRegistry:
             )
         finally:
             state.loading.pop(version, None)
-            self._publish(state)
+            state.publish()
