@@ -43,7 +43,7 @@ from threading import Event
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.engine import Engine
 
-from logic_service.settings import RetentionSettings
+from logic_service.settings.storage import RetentionSettings
 from logic_service.storage.aggregate_backfill import backfill_batch
 from logic_service.storage.database import is_sqlite
 from logic_service.storage.log_aggregates import (
@@ -302,6 +302,8 @@ class Retention:
         """
         if self.runner is None and self.settings.nice and sys.platform.startswith("linux"):
             try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.settings.nice)
+                thread = threading.get_native_id()
+                current = os.getpriority(os.PRIO_PROCESS, thread)  # added to, as `nice -n` does
+                os.setpriority(os.PRIO_PROCESS, thread, min(19, current + self.settings.nice))
             except OSError as exc:
                 log.warning("retention: nice %d not applied: %s", self.settings.nice, exc)
