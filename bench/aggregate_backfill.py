@@ -26,7 +26,7 @@ from alembic import command
 
 from bench.prediction_log import database
 from bench.prediction_log_data import build_log
-from logic_service.settings import RetentionSettings
+from logic_service.settings.storage import RetentionSettings
 from logic_service.storage.aggregate_backfill import backfill_batch
 from logic_service.storage.database import create_engine
 from logic_service.storage.log_aggregates import prediction_buckets

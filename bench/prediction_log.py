@@ -52,7 +52,7 @@ from bench.prediction_log_data import (
 )
 from bench.prediction_log_report import render, write_docs
 from logic_service.routing.rollout_policy import CANARY_ARMS, evaluation_stats
-from logic_service.settings import RetentionSettings, StorageSettings
+from logic_service.settings.storage import RetentionSettings, StorageSettings
 from logic_service.storage.database import open_database
 from logic_service.storage.payloads import PayloadPolicy
 from logic_service.storage.retention import Retention

@@ -124,5 +124,7 @@ Every module, one line:
 | `settings/__init__.py` | ``LogicSettings``: logic.yaml, ``TIERKIT_*`` variables, defaults |
 | `settings/rollout.py` | the ``rollout`` section: strategies, guardrails, shadow, holdout |
 | `settings/api_versions.py` | the ``api_versions`` section: deprecation, sunset, successor |
+| `settings/storage.py` | the ``storage`` section: database, log writer, spill, retention |
+| `settings/strict.py` | ``Strict``: every section refuses keys it does not know |
 | `features/ctr.py` | the demo model's feature function (``logic_service.features.<model>``) |
 """

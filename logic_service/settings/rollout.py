@@ -12,7 +12,9 @@ from __future__ import annotations
 import itertools
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from logic_service.settings.strict import Strict
 
 Strategy = Literal["stable", "split", "canary", "blue_green", "bandit"]
 DEFAULT_STAGES = (1.0, 5.0, 10.0, 20.0, 50.0, 100.0)
@@ -22,11 +24,7 @@ def _target(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Guardrails(_Strict):
+class Guardrails(Strict):
     """Candidate vs baseline over one stage; any breach rolls the canary back at once."""
 
     max_error_rate: float = Field(0.05, ge=0, le=1, description="Absolute candidate error rate.")
@@ -50,7 +48,7 @@ class Guardrails(_Strict):
     min_feedback: int = Field(50, ge=1, description="Feedback per arm before the metric counts.")
 
 
-class ShadowSpec(_Strict):
+class ShadowSpec(Strict):
     target: str = Field(description="Version or label that gets the copies.")
     share: float = Field(1.0, ge=0, le=1)
     threshold: float = Field(0.5, description="Scores on the same side of it agree.")
@@ -66,7 +64,7 @@ class ShadowSpec(_Strict):
         return _target(value)
 
 
-class HoldoutSpec(_Strict):
+class HoldoutSpec(Strict):
     control: str = Field(description="Version or label that answers the control group.")
     share: float = Field(0.1, ge=0, le=1, description="Of positive predictions, sent to control.")
     threshold: float = Field(0.5, description="A primary score above it is a positive.")
@@ -82,7 +80,7 @@ class HoldoutSpec(_Strict):
         return _target(value)
 
 
-class RolloutSpec(_Strict):
+class RolloutSpec(Strict):
     strategy: Strategy = "stable"
     key: str = Field("userId", min_length=1, description="Request field that makes arms sticky.")
     salt: str = Field("", description="Change it to reshuffle users between arms.")

@@ -33,7 +33,7 @@ import sys
 from dataclasses import asdict, fields
 from threading import Event
 
-from logic_service.settings import StorageSettings
+from logic_service.settings.storage import StorageSettings
 from logic_service.storage.database import open_database
 from logic_service.storage.retention import Retention, RetentionReport
 

@@ -38,7 +38,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy.engine import make_url
 
-from logic_service.settings import StorageSettings
+from logic_service.settings.storage import StorageSettings
 
 log = logging.getLogger(__name__)
 

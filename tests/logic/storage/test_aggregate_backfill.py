@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import command
 from support.postgres import PostgresServer
 
-from logic_service.settings import RetentionSettings
+from logic_service.settings.storage import RetentionSettings
 from logic_service.storage.aggregate_backfill import backfill_batch, backfill_state
 from logic_service.storage.database import create_engine
 from logic_service.storage.feedback_store import store_feedback

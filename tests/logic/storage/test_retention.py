@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from logic_service.settings import LogicSettings, RetentionSettings, StorageSettings
+from logic_service.settings import LogicSettings
+from logic_service.settings.storage import RetentionSettings, StorageSettings
 from logic_service.storage.evaluation import version_stats
 from logic_service.storage.log_aggregates import prediction_buckets, prediction_label_buckets
 from logic_service.storage.prediction_log import (
