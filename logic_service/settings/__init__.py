@@ -26,7 +26,7 @@ from pydantic_settings import (
 from logic_service.settings.api_versions import ApiVersionSettings, check_api_versions
 from logic_service.settings.rollout import RolloutSpec
 from logic_service.settings.storage import StorageSettings
-from logic_service.settings.strict import Strict
+from logic_service.settings.strict import Strict, blank_as_unset
 
 CONFIG_ENV = "TIERKIT_LOGIC_CONFIG"
 ENV_PREFIX = "TIERKIT_"
@@ -64,7 +64,7 @@ class GraphSettings(Strict):
     @field_validator("metrics_path", mode="before")
     @classmethod
     def _empty_metrics_path(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+        return blank_as_unset(value)
 
 
 class GraphConfigSettings(Strict):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from logic_service.settings.strict import Strict
+from logic_service.settings.strict import Strict, blank_as_unset
 
 
 class SpillSettings(Strict):
@@ -36,7 +36,7 @@ class SpillSettings(Strict):
     @field_validator("dir", mode="before")
     @classmethod
     def _empty_is_default(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+        return blank_as_unset(value)
 
 
 class RetentionSettings(Strict):
@@ -138,5 +138,4 @@ class StorageSettings(Strict):
     @field_validator("database_password_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
-        # compose's `${DB_PASSWORD_FILE:-}` gives "": no file, not the working directory
-        return None if isinstance(value, str) and not value.strip() else value
+        return blank_as_unset(value)
