@@ -57,6 +57,21 @@ def test_yaml_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.Mo
     assert settings.deadline_s(settings.models[0]) == pytest.approx(0.7)
 
 
+def test_an_empty_optional_path_is_unset_not_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """compose passes ``${DB_PASSWORD_FILE:-}`` as "" when the user sets nothing."""
+    monkeypatch.setenv("TIERKIT_STORAGE__DATABASE_PASSWORD_FILE", "")
+    monkeypatch.setenv("TIERKIT_STORAGE__SPILL__DIR", " ")
+    monkeypatch.setenv("TIERKIT_GRAPH__METRICS_PATH", "")
+    settings = load_settings()
+    assert settings.storage.database_password_file is None
+    assert settings.storage.spill.dir is None
+    assert settings.graph.metrics_path is None
+    monkeypatch.setenv("TIERKIT_STORAGE__SPILL__DIR", "var/spill")
+    assert load_settings().storage.spill.dir == Path("var/spill")
+
+
 def test_typos_and_bad_values_are_errors(tmp_path: Path) -> None:
     config = tmp_path / "logic.yaml"
     config.write_text("graph:\n  protocoll: rest\n")
