@@ -73,8 +73,12 @@ def plan_effective(
     """
     user = read_user_config(models_config)
     added = discovered_entries(user.config, repository)
-    records = rollouts.load_all()
+    # Pins before rollouts: ``rollout set`` stores its rollout and only then drops the
+    # pending pins that held its versions, so a plan that read the rollouts first could
+    # miss both (the old rollout, then no pins) and unload a version the new one names
+    # (seen on CI: a canary's baseline unloaded right after `rollout set` returned).
     active = pins.active()
+    records = rollouts.load_all()
     apis = apis if apis is not None else ApiContext()
     retired = load_retired(rollouts.engine)
     uses: dict[str, dict[int, list[Use]]] = {}

@@ -8,6 +8,7 @@ model folders of the repository that models.config does not name get an entry.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -18,6 +19,7 @@ from logic_service.pinning.api_use import ApiContext
 from logic_service.pinning.in_use import LAST_SERVABLE, in_use_now
 from logic_service.pinning.pins import PinStore
 from logic_service.pinning.plan import plan_effective
+from logic_service.settings.rollout import RolloutSpec
 from logic_service.storage.database import open_database
 from logic_service.storage.rollout_state import RolloutStore
 
@@ -95,3 +97,39 @@ def test_the_admin_view_names_the_last_servable_version(tmp_path) -> None:
     _repo, config, engine = _setup(tmp_path)
     uses = in_use_now(engine, config, "ctr", apis=ApiContext(ready=lambda model: (1, 2)))
     assert {v: [u.why for u in found] for v, found in uses.items()} == {2: [LAST_SERVABLE]}
+
+
+class _SetLandsAfterTheRead(RolloutStore):
+    """The rollouts as read just before ``rollout set`` commits: the old ones; then the set
+    stores its canary and drops the pending pins that held its versions."""
+
+    def __init__(self, engine, land) -> None:
+        super().__init__(engine)
+        self._land = land
+
+    def load_all(self):
+        records = super().load_all()
+        self._land()
+        return records
+
+
+def test_a_plan_made_while_a_rollout_is_set_keeps_the_versions_it_names(tmp_path) -> None:
+    repo, config, engine = _setup(tmp_path)
+    pins, rollouts = PinStore(engine), RolloutStore(engine)
+    pins.add("ctr", [1, 2], "pending:set", "rollout set (canary)", expires_at=time.time() + 60)
+
+    def land() -> None:
+        record = rollouts.ensure("ctr", RolloutSpec(), now=1.0)
+        canary = RolloutSpec.model_validate(
+            {"strategy": "canary", "baseline": 1, "candidate": 2, "stages": [10, 100]}
+        )
+        rollouts.save(record, canary, {}, "set", "test", {}, 2.0)
+        pins.remove("ctr", None, "pending:set")
+
+    plan = plan_effective(
+        config, _SetLandsAfterTheRead(engine, land), pins, "stable", ApiContext(), repo
+    )
+    kept = plan.effective.plans.get("ctr")  # None: the user's latest:1 alone, 1 unloaded
+    assert kept is not None and kept.versions == (1, 2), plan.effective.text.decode()
+    # and once it has landed, the stored canary holds both
+    assert _plan(config, engine, {"ctr": (1, 2)}, repo).effective.plans["ctr"].versions == (1, 2)
