@@ -212,8 +212,8 @@ def in_use_now(
         found = (apis or ApiContext()).needs(entry, folder, on_disk, retired)
         needs = found.uses
         allowed = servable_among(entry, on_disk, found.selectable)
+    pins = PinStore(engine).active(model)  # before the rollout: see plan.plan_effective
     record = RolloutStore(engine).get(model)
-    pins = PinStore(engine).active(model)
     return versions_in_use(
         record.spec if record else None,
         labels,
