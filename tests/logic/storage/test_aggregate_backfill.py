@@ -15,14 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from support.postgres import PostgresServer
 
 from logic_service.settings.storage import RetentionSettings
 from logic_service.storage.aggregate_backfill import backfill_batch, backfill_state
@@ -38,14 +36,10 @@ from .test_log_aggregates import BASE, _at_once, check_against_scan, random_log,
 WINDOWS = ((0, 1800), (30, 600), (50, 130), (60, 10), (1200, 10))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def old_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+@pytest.fixture
+def old_engine(both_urls: str) -> Iterator[sa.Engine]:
     """A database at revision 0003, as the release before the aggregates left it."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'log.db'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        url = server.url(server.create_database("before_0004"))
+    url = both_urls
     engine = create_engine(url)
     with engine.connect() as connection:
         command.upgrade(runner.alembic_config(connection), "0003")
