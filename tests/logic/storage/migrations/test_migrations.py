@@ -10,7 +10,6 @@ and a revision this release does not know is refused rather than touched.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from support.postgres import PostgresServer
 
 from logic_service.storage.database import create_engine, open_database, schema_metadata
 from logic_service.storage.migrations import runner
@@ -28,20 +26,16 @@ REPO = Path(__file__).resolve().parents[4]
 MIGRATIONS = REPO / "logic_service" / "migrations"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database of each kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tierkit.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.url(server.create_database())
+@pytest.fixture
+def url(both_urls: str) -> str:
+    """An empty database of each kind (the storage tests' ``both_urls``)."""
+    return both_urls
 
 
 @pytest.fixture
-def engine(url: str) -> Iterator[sa.Engine]:
-    engine = open_database(url)
-    yield engine
-    engine.dispose()
+def engine(both_engines: sa.Engine) -> sa.Engine:
+    """That database opened at head (``both_engines``, on the same URL)."""
+    return both_engines
 
 
 def _diff(engine: sa.Engine, metadata: sa.MetaData) -> list:
