@@ -44,6 +44,11 @@ log_aggregate_backfill = Table(
     Column("done_id", BigInteger, nullable=False),  # rows with id <= this are summed
 )
 
+# the one row of the back-fill's state
+_STATE = select(log_aggregate_backfill.c.done_id, log_aggregate_backfill.c.upto_id).where(
+    log_aggregate_backfill.c.name == LOG
+)
+
 # what ``Deltas.add_rows`` reads of a row
 _SUMMED_COLUMNS = (
     "id",
@@ -82,12 +87,10 @@ def is_summed(connection: Connection, prediction_id: int) -> bool:
     state row is read again under a share lock, which waits for a batch in
     progress (it holds that row from its first statement) to commit.
     """
-    table = log_aggregate_backfill
-    query = select(table.c.upto_id, table.c.done_id).where(table.c.name == LOG)
-    state = connection.execute(query).first()
+    state = connection.execute(_STATE).first()
     if state is None or prediction_id > state.upto_id or prediction_id <= state.done_id:
         return True
-    state = connection.execute(query.with_for_update(read=True)).one()
+    state = connection.execute(_STATE.with_for_update(read=True)).one()
     return prediction_id <= state.done_id
 
 
@@ -108,9 +111,7 @@ def backfill_batch(engine: Engine, batch_rows: int) -> BackfillStep | None:
         )
         if claimed.rowcount != 1:
             return None
-        done, upto = connection.execute(
-            select(state.c.done_id, state.c.upto_id).where(state.c.name == LOG)
-        ).one()
+        done, upto = connection.execute(_STATE).one()
         rows = (
             connection.execute(
                 select(*(table.c[name] for name in _SUMMED_COLUMNS))
@@ -122,9 +123,8 @@ def backfill_batch(engine: Engine, batch_rows: int) -> BackfillStep | None:
             .all()
         )
         Deltas().add_rows(rows).write(connection)
-        reached = rows[-1]["id"] if rows else upto  # none left: retention took the rest
-        if reached >= upto or len(rows) < batch_rows:
-            reached = upto
+        # a short batch ends the range (retention may have taken the rest)
+        reached = rows[-1]["id"] if len(rows) == batch_rows else upto
         connection.execute(update(state).where(state.c.name == LOG).values(done_id=reached))
     return BackfillStep(len(rows), reached, upto)
 
@@ -132,9 +132,5 @@ def backfill_batch(engine: Engine, batch_rows: int) -> BackfillStep | None:
 def backfill_state(engine: Engine) -> BackfillStep | None:
     """Where the back-fill stands (None on a database that never had one to do)."""
     with engine.connect() as connection:
-        row = connection.execute(
-            select(log_aggregate_backfill.c.done_id, log_aggregate_backfill.c.upto_id).where(
-                log_aggregate_backfill.c.name == LOG
-            )
-        ).first()
+        row = connection.execute(_STATE).first()
     return None if row is None else BackfillStep(0, row.done_id, row.upto_id)
