@@ -197,9 +197,10 @@ class GraphConfigKeeper:
         write_atomically(self.effective_file, text)
         self._record_changes(plan, now)
         expected = plan.effective.expected()
-        self.pending = _Pending(text, expected, now + self.verify_s, previous) if expected else None
-        if not expected:
-            self.last_good = text
+        if expected:
+            self.pending = _Pending(text, expected, now + self.verify_s, previous)
+        else:  # nothing to verify; a write still being verified is superseded too
+            self.pending, self.last_good = None, text
 
     def _record_changes(self, plan: Plan, now: float) -> None:
         """A ``graph_config`` event for every model whose effective entry changed."""
